@@ -1,0 +1,451 @@
+//! A shard: one redb file, its writer thread, and the group-commit write path.
+//!
+//! Every change to a shard goes through its writer. Callers put operations on a bounded
+//! channel; the writer takes whatever is pending (up to a count and a byte bound), applies it
+//! in one redb write transaction, commits once with `Durability::Immediate`, and only then
+//! answers each caller. A command whose validation fails is dropped alone; a storage failure
+//! fails the whole batch and nothing of it is written.
+
+use crate::changelog::{ChangeEntry, ChangeKind, ChangedRow, TRIM_ENTRIES_MAX};
+use crate::command::Command;
+use crate::envelope;
+use crate::error::{ApplyError, ExecuteError, StorageError};
+use crate::ids::{BucketId, Lsn, ShardId};
+use crate::keys::{self, split_physical};
+use crate::tables::{
+    BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN, SHARD_META, SHARD_PROBE,
+};
+use crate::txn::{DataTable, TenantWrite, decode_count};
+use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
+use redb::{Database, Durability, ReadableTable, Table};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Bounds of one group-commit batch and of the change-log retention window.
+#[derive(Clone, Debug)]
+pub struct WriterLimits {
+    pub batch_count_max: usize,
+    pub batch_bytes_max: usize,
+    /// The newest entries kept regardless of readers, for late readers and debugging.
+    pub changelog_retain_entries_min: u64,
+}
+
+/// Work for a shard writer.
+pub(crate) enum Op<C: Command> {
+    Command {
+        command: C,
+        encoded: Vec<u8>,
+        reply: oneshot::Sender<Result<C::Output, ExecuteError<C::Rejection>>>,
+    },
+    Internal {
+        op: InternalOp,
+        reply: oneshot::Sender<Result<InternalOutput, StorageError>>,
+    },
+    Shutdown,
+}
+
+impl<C: Command> Op<C> {
+    fn size_bytes(&self) -> usize {
+        match self {
+            Op::Command { encoded, .. } => encoded.len(),
+            Op::Internal { op: InternalOp::Import { rows, .. }, .. } => {
+                rows.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum()
+            }
+            Op::Internal { .. } | Op::Shutdown => 0,
+        }
+    }
+}
+
+/// Operations of the engine itself, applied through the same write path as commands.
+pub(crate) enum InternalOp {
+    /// Rows of a bucket copied from another shard: physical key -> value (None: delete).
+    Import { bucket: BucketId, rows: Vec<(Vec<u8>, Option<Vec<u8>>)> },
+    /// Delete up to `rows_max` rows of a bucket.
+    DropBucket { bucket: BucketId, rows_max: usize },
+    SetReader { name: String, lsn: Lsn },
+    RemoveReader { name: String },
+    /// A durable write that changes nothing but a counter: proves the shard is writable.
+    Probe,
+    /// Answers once everything submitted before it has committed.
+    Barrier,
+}
+
+pub(crate) enum InternalOutput {
+    Done,
+    Dropped(usize),
+}
+
+/// Health of a shard's writer.
+#[derive(Default)]
+pub(crate) struct ShardHealth {
+    failed: Mutex<Option<String>>,
+}
+
+impl ShardHealth {
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failed.lock().clone()
+    }
+}
+
+enum Done<C: Command> {
+    Command {
+        reply: oneshot::Sender<Result<C::Output, ExecuteError<C::Rejection>>>,
+        result: Result<C::Output, ExecuteError<C::Rejection>>,
+    },
+    Internal {
+        reply: oneshot::Sender<Result<InternalOutput, StorageError>>,
+        result: Result<InternalOutput, StorageError>,
+    },
+}
+
+impl<C: Command> Done<C> {
+    fn fail(self, error: impl Fn() -> StorageError) {
+        // A receiver that went away (a caller that timed out) is not an error.
+        match self {
+            Done::Command { reply, result } => {
+                let result = match result {
+                    Err(ExecuteError::Rejected(r)) => Err(ExecuteError::Rejected(r)),
+                    _ => Err(ExecuteError::Storage(error())),
+                };
+                let _ = reply.send(result);
+            }
+            Done::Internal { reply, .. } => {
+                let _ = reply.send(Err(error()));
+            }
+        }
+    }
+
+    fn send(self) {
+        match self {
+            Done::Command { reply, result } => {
+                let _ = reply.send(result);
+            }
+            Done::Internal { reply, result } => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// The state a writer thread owns.
+pub(crate) struct Writer {
+    pub shard: ShardId,
+    pub db: Arc<Database>,
+    pub limits: WriterLimits,
+    pub health: Arc<ShardHealth>,
+    pub last_lsn: Lsn,
+    /// Oldest LSN still in the log (`last_lsn + 1` when empty).
+    pub first_lsn: Lsn,
+    /// Positions of registered readers.
+    pub readers: BTreeMap<String, Lsn>,
+    pub metrics: WriterMetrics,
+}
+
+pub(crate) struct WriterMetrics {
+    batch_size: metrics::Histogram,
+    commit_seconds: metrics::Histogram,
+    changelog_entries: metrics::Gauge,
+    batch_failures: metrics::Counter,
+}
+
+impl WriterMetrics {
+    pub(crate) fn new(shard: ShardId) -> Self {
+        let label = shard.0.to_string();
+        WriterMetrics {
+            batch_size: metrics::histogram!("mercato_commit_batch_size", "shard" => label.clone()),
+            commit_seconds: metrics::histogram!("mercato_commit_seconds", "shard" => label.clone()),
+            changelog_entries: metrics::gauge!("mercato_changelog_entries", "shard" => label.clone()),
+            batch_failures: metrics::counter!("mercato_commit_failures_total", "shard" => label),
+        }
+    }
+}
+
+impl Writer {
+    /// The writer thread's loop: runs until `Shutdown` or until every sender is gone.
+    pub(crate) fn run<C: Command>(mut self, rx: Receiver<Op<C>>) {
+        self.metrics.changelog_entries.set(self.changelog_len() as f64);
+        let mut batch: Vec<Op<C>> = Vec::with_capacity(self.limits.batch_count_max);
+        loop {
+            let first = match rx.recv() {
+                Ok(Op::Shutdown) | Err(_) => break,
+                Ok(op) => op,
+            };
+            let mut bytes = first.size_bytes();
+            batch.push(first);
+            let mut shutdown = false;
+            while batch.len() < self.limits.batch_count_max && bytes < self.limits.batch_bytes_max {
+                match rx.try_recv() {
+                    Ok(Op::Shutdown) => {
+                        shutdown = true;
+                        break;
+                    }
+                    Ok(op) => {
+                        bytes += op.size_bytes();
+                        batch.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(&mut batch);
+            if shutdown {
+                break;
+            }
+        }
+        tracing::debug!(shard = %self.shard, last_lsn = self.last_lsn, "shard writer stopped");
+    }
+
+    fn changelog_len(&self) -> u64 {
+        (self.last_lsn + 1).saturating_sub(self.first_lsn)
+    }
+
+    fn run_batch<C: Command>(&mut self, batch: &mut Vec<Op<C>>) {
+        let started = Instant::now();
+        let count = batch.len();
+        if let Some(reason) = self.health.failure() {
+            for op in batch.drain(..) {
+                fail_op(op, || StorageError::ShardFailed { shard: self.shard, reason: reason.clone() });
+            }
+            return;
+        }
+        let (last_lsn, first_lsn, readers) = (self.last_lsn, self.first_lsn, self.readers.clone());
+        let mut done: Vec<Done<C>> = Vec::with_capacity(count);
+        match self.write_batch(batch, &mut done) {
+            Ok(()) => {
+                for d in done {
+                    d.send();
+                }
+                self.metrics.batch_size.record(count as f64);
+                self.metrics.commit_seconds.record(started.elapsed().as_secs_f64());
+                self.metrics.changelog_entries.set(self.changelog_len() as f64);
+            }
+            Err(error) => {
+                // Nothing of the batch was written: restore the in-memory positions.
+                self.last_lsn = last_lsn;
+                self.first_lsn = first_lsn;
+                self.readers = readers;
+                self.metrics.batch_failures.increment(1);
+                tracing::error!(shard = %self.shard, %error, "batch failed");
+                let reason = error.to_string();
+                if matches!(error, StorageError::Commit { .. }) {
+                    // After a failed commit redb refuses further writes on this handle; the
+                    // file on disk is still the last committed state.
+                    *self.health.failed.lock() = Some(reason.clone());
+                }
+                for d in done {
+                    d.fail(|| StorageError::Commit { shard: self.shard, reason: reason.clone() });
+                }
+                for op in batch.drain(..) {
+                    fail_op(op, || StorageError::Commit { shard: self.shard, reason: reason.clone() });
+                }
+            }
+        }
+    }
+
+    /// Applies the batch in one transaction. On success every op has moved to `done`.
+    fn write_batch<C: Command>(&mut self, batch: &mut Vec<Op<C>>, done: &mut Vec<Done<C>>) -> Result<(), StorageError> {
+        let shard = self.shard;
+        let db_err = |e: &dyn std::fmt::Display| StorageError::db(shard, e);
+        let mut txn = self.db.begin_write().map_err(|e| db_err(&e))?;
+        txn.set_durability(Durability::Immediate).map_err(|e| db_err(&e))?;
+        {
+            let mut data = txn.open_table(DATA).map_err(|e| db_err(&e))?;
+            let mut log = txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?;
+            let mut meta = txn.open_table(SHARD_META).map_err(|e| db_err(&e))?;
+            let mut totals = txn.open_table(BLOB_TOTALS).map_err(|e| db_err(&e))?;
+            let mut readers = txn.open_table(READERS).map_err(|e| db_err(&e))?;
+            let mut tables = BatchTables { shard, data: &mut data, totals: &mut totals };
+            for op in batch.drain(..) {
+                match op {
+                    Op::Command { command, encoded, reply } => {
+                        let tenant = command.tenant();
+                        let (result, overlay) = {
+                            let source = DataTable { shard, table: &*tables.data };
+                            let mut handle = TenantWrite::new(tenant, &source);
+                            let result = command.apply(&mut handle);
+                            (result, handle.into_overlay())
+                        };
+                        let result = match result {
+                            Ok(output) => {
+                                let prefix = keys::tenant_prefix(tenant);
+                                if let Some(stray) = overlay.keys().find(|k| !k.starts_with(&prefix)) {
+                                    return Err(StorageError::Key(keys::KeyError(if stray.len() < 10 {
+                                        "short key from a command"
+                                    } else {
+                                        "command wrote outside its tenant"
+                                    })));
+                                }
+                                let changes = tables.apply_rows(overlay)?;
+                                self.append(&mut log, ChangeKind::Command { tenant, command: encoded }, changes)?;
+                                Ok(output)
+                            }
+                            Err(ApplyError::Rejected(rejection)) => Err(ExecuteError::Rejected(rejection)),
+                            Err(ApplyError::Storage(e)) => return Err(e),
+                        };
+                        done.push(Done::Command { reply, result });
+                    }
+                    Op::Internal { op, reply } => {
+                        let result = self.apply_internal(op, &mut tables, &mut log, &mut meta, &mut readers)?;
+                        done.push(Done::Internal { reply, result: Ok(result) });
+                    }
+                    Op::Shutdown => {}
+                }
+            }
+            self.trim(&mut log)?;
+            meta.insert(SHARD_LAST_LSN, self.last_lsn.to_le_bytes().as_slice()).map_err(|e| db_err(&e))?;
+            meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice()).map_err(|e| db_err(&e))?;
+        }
+        txn.commit().map_err(|e| StorageError::Commit { shard, reason: e.to_string() })
+    }
+
+    fn append(
+        &mut self,
+        log: &mut Table<'_, u64, &'static [u8]>,
+        kind: ChangeKind,
+        changes: Vec<ChangedRow>,
+    ) -> Result<(), StorageError> {
+        let lsn = self.last_lsn + 1;
+        let entry = ChangeEntry { lsn, kind, changes };
+        log.insert(lsn, envelope::encode(&entry).as_slice()).map_err(|e| StorageError::db(self.shard, e))?;
+        self.last_lsn = lsn;
+        Ok(())
+    }
+
+    fn apply_internal(
+        &mut self,
+        op: InternalOp,
+        tables: &mut BatchTables<'_, '_>,
+        log: &mut Table<'_, u64, &'static [u8]>,
+        meta: &mut Table<'_, &'static str, &'static [u8]>,
+        readers: &mut Table<'_, &'static str, u64>,
+    ) -> Result<InternalOutput, StorageError> {
+        let shard = self.shard;
+        match op {
+            InternalOp::Import { bucket, rows } => {
+                if let Some((k, _)) = rows.iter().find(|(k, _)| !k.starts_with(&bucket.0.to_be_bytes())) {
+                    return Err(StorageError::Reshard(format!("imported key {k:02x?} is not in bucket {bucket}")));
+                }
+                let changes = tables.apply_rows(rows.into_iter().collect())?;
+                self.append(log, ChangeKind::BucketImport { bucket }, changes)?;
+                Ok(InternalOutput::Done)
+            }
+            InternalOp::DropBucket { bucket, rows_max } => {
+                let (start, end) = keys::bucket_range(bucket);
+                let source = DataTable { shard, table: &*tables.data };
+                let rows = crate::txn::RawRead::raw_scan(&source, &start, true, end.as_ref().map(|e| e.as_slice()), rows_max)?;
+                let dropped = rows.len();
+                if dropped > 0 {
+                    let changes = tables.apply_rows(rows.into_iter().map(|(k, _)| (k, None)).collect())?;
+                    self.append(log, ChangeKind::BucketDrop { bucket }, changes)?;
+                }
+                Ok(InternalOutput::Dropped(dropped))
+            }
+            InternalOp::SetReader { name, lsn } => {
+                readers.insert(name.as_str(), lsn).map_err(|e| StorageError::db(shard, e))?;
+                self.readers.insert(name, lsn);
+                Ok(InternalOutput::Done)
+            }
+            InternalOp::RemoveReader { name } => {
+                readers.remove(name.as_str()).map_err(|e| StorageError::db(shard, e))?;
+                self.readers.remove(&name);
+                Ok(InternalOutput::Done)
+            }
+            InternalOp::Probe => {
+                let next = match meta.get(SHARD_PROBE).map_err(|e| StorageError::db(shard, e))? {
+                    Some(v) => decode_count(v.value())?.wrapping_add(1),
+                    None => 1,
+                };
+                meta.insert(SHARD_PROBE, next.to_le_bytes().as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                Ok(InternalOutput::Done)
+            }
+            InternalOp::Barrier => Ok(InternalOutput::Done),
+        }
+    }
+
+    /// Deletes entries that every reader has passed and that are outside the retention window.
+    fn trim(&mut self, log: &mut Table<'_, u64, &'static [u8]>) -> Result<(), StorageError> {
+        let readers_min = self.readers.values().copied().min().unwrap_or(self.last_lsn);
+        let window_start = self.last_lsn.saturating_sub(self.limits.changelog_retain_entries_min);
+        let trim_upto = readers_min.min(window_start);
+        if trim_upto < self.first_lsn {
+            return Ok(());
+        }
+        let upto = trim_upto.min(self.first_lsn + TRIM_ENTRIES_MAX as u64 - 1);
+        for lsn in self.first_lsn..=upto {
+            log.remove(lsn).map_err(|e| StorageError::db(self.shard, e))?;
+        }
+        self.first_lsn = upto + 1;
+        Ok(())
+    }
+}
+
+fn fail_op<C: Command>(op: Op<C>, error: impl Fn() -> StorageError) {
+    match op {
+        Op::Command { reply, .. } => {
+            let _ = reply.send(Err(ExecuteError::Storage(error())));
+        }
+        Op::Internal { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Op::Shutdown => {}
+    }
+}
+
+/// The data tables a batch writes rows into.
+struct BatchTables<'a, 'txn> {
+    shard: ShardId,
+    data: &'a mut Table<'txn, &'static [u8], &'static [u8]>,
+    totals: &'a mut Table<'txn, &'static [u8], u64>,
+}
+
+impl BatchTables<'_, '_> {
+    /// Writes rows (None deletes) and keeps the shard-wide blob totals in step with the
+    /// per-tenant blob reference rows. Returns the change-log description of the rows.
+    fn apply_rows(&mut self, rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<Vec<ChangedRow>, StorageError> {
+        let shard = self.shard;
+        let mut changes = Vec::with_capacity(rows.len());
+        for (key, value) in rows {
+            let parts = split_physical(&key)?;
+            if parts.table == BLOB_REF_TABLE_ID {
+                let old = match self.data.get(key.as_slice()).map_err(|e| StorageError::db(shard, e))? {
+                    Some(v) => decode_count(v.value())?,
+                    None => 0,
+                };
+                let new = match &value {
+                    Some(v) => decode_count(v)?,
+                    None => 0,
+                };
+                if old != new {
+                    let hash = parts.key;
+                    let total = match self.totals.get(hash).map_err(|e| StorageError::db(shard, e))? {
+                        Some(v) => v.value(),
+                        None => 0,
+                    };
+                    let total = (total + new).saturating_sub(old);
+                    if total == 0 {
+                        self.totals.remove(hash).map_err(|e| StorageError::db(shard, e))?;
+                    } else {
+                        self.totals.insert(hash, total).map_err(|e| StorageError::db(shard, e))?;
+                    }
+                }
+            }
+            changes.push(ChangedRow {
+                tenant: parts.tenant,
+                table: parts.table,
+                key: parts.key.to_vec(),
+                deleted: value.is_none(),
+            });
+            match value {
+                Some(v) => {
+                    self.data.insert(key.as_slice(), v.as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                }
+                None => {
+                    self.data.remove(key.as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
