@@ -72,7 +72,7 @@ pub const BLOB_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 /// zstd level for new blobs. Measured (docs/blob-measurement.md): on PDF-like content level 3
 /// stores 0.586 of the raw size at ~300 MB/s on one core; level 1 stores 0.613 at ~400 MB/s;
-/// level 6 gains 0.2% for 2.4x the CPU. Incompressible input passes through at ~1.2 GB/s, so
+/// level 6 gains 0.3% for 2.4x the CPU. Incompressible input passes through at ~1.2 GB/s, so
 /// every upload is tried without sniffing its type.
 pub const COMPRESSION_LEVEL: i32 = 3;
 
@@ -247,7 +247,7 @@ pub enum Corruption {
 /// Errors of the blob store. I/O and corruption errors name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    #[error("blob I/O failed on {path}")]
+    #[error("blob I/O failed on {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
@@ -259,7 +259,7 @@ pub enum BlobError {
     NotFound { hash: BlobHash, path: PathBuf },
     #[error("corrupt blob file {path}: {reason}")]
     Corrupt { path: PathBuf, reason: Corruption },
-    #[error("zstd compression failed")]
+    #[error("zstd compression failed: {source}")]
     Compress {
         #[source]
         source: io::Error,
@@ -900,6 +900,31 @@ mod tests {
             .collect();
         hashes.sort();
         hashes
+    }
+
+    #[test]
+    fn store_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<BlobStore>();
+        assert_send_sync::<BlobError>();
+    }
+
+    #[test]
+    fn io_errors_name_the_path() {
+        let (_dir, store) = store();
+        let hash = BlobHash::of(b"x");
+        let fan_out = store.path_of(&hash).parent().expect("parent").to_path_buf();
+        fs::remove_dir(&fan_out).expect("remove fan-out");
+        fs::write(&fan_out, b"not a directory").expect("file in its place");
+        match store.put(b"x") {
+            Err(error @ BlobError::Io { .. }) => {
+                assert!(
+                    error.to_string().contains(&fan_out.display().to_string()),
+                    "{error}"
+                );
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
     }
 
     #[test]
