@@ -1,1 +1,50 @@
-//! placeholder
+//! Mercato's HTTP server and process shell: command line, configuration, TLS, routes,
+//! middleware, logs and metrics, graceful shutdown.
+//!
+//! The `mercato` binary is a thin wrapper: it parses [`cli::Cli`] and calls [`cli::run`].
+//! Everything else lives here, in modules with one job each:
+//!
+//! - [`config`]: layered configuration (embedded `appliance.toml` < `--config` file <
+//!   `MERCATO_*` environment < flags), validated into a typed [`config::Config`];
+//! - [`launch`]: opens the engine and serves HTTP/1.1 and HTTP/2 (h2 via ALPN over TLS, h2c
+//!   with prior knowledge over plain TCP); drains requests on SIGTERM/SIGINT within
+//!   `shutdown_grace_ms`, then closes the engine;
+//! - [`app`]: shared [`app::AppState`], the router merged from [`routes`], and the middleware
+//!   (metrics, body and time limits, problem+json for framework errors);
+//! - [`problem`]: the API error type and the table of stable error codes;
+//! - [`connection`]: connection admission (`http.connections_max`, first-byte deadline);
+//! - [`tls`]: rustls configuration from PEM files or a self-signed certificate;
+//! - [`telemetry`]: tracing subscriber and Prometheus recorder.
+//!
+//! Architecture invariant: the engine knows nothing of HTTP; this crate converts between wire
+//! types and engine types, and runs every blocking engine call on the blocking thread pool.
+//!
+//! Serving on a listener bound by the caller (tests bind `127.0.0.1:0`):
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use mercato_server::config::{Config, ConfigSources, FlagOverrides};
+//!
+//! let flags = FlagOverrides { data_dir: Some("/tmp/mercato-example".into()), ..FlagOverrides::default() };
+//! let config = Config::load(&ConfigSources { flags, ..ConfigSources::default() })?;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = mercato_server::launch::launch_with_listener(config, listener, async move {
+//!     let _ = stopped.await;
+//! })
+//! .await?;
+//! println!("serving on {}", server.url());
+//! let _ = stop.send(());
+//! server.wait().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod launch;
+pub mod problem;
+pub mod routes;
+pub mod telemetry;
+pub mod tls;

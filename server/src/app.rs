@@ -1,0 +1,355 @@
+//! The HTTP application: shared state, the router assembled from every resource module, and
+//! the middleware every request passes through.
+//!
+//! Middleware order, outermost first:
+//! 1. [`record_request`]: the `mercato_http_*` metrics and the debug request log;
+//! 2. [`problem_for_bare_errors`]: error responses produced by the framework (a rejected
+//!    extractor, a wrong method) become problem+json like our own;
+//! 3. the body limit for extractors (`DefaultBodyLimit`);
+//! 4. [`enforce_limits`]: refuses a declared oversized body up front, and bounds the time to
+//!    produce a response.
+
+use crate::config::HttpConfig;
+use crate::problem::{ApiError, ErrorCode, is_problem, problem_response};
+use crate::routes;
+use crate::telemetry::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use mercato_engine::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Route label of requests that matched no route; the raw path is never a label, so the
+/// metrics' cardinality stays bounded whatever clients send.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Bytes of a framework error body kept as the problem's `detail`.
+pub const BARE_ERROR_DETAIL_BYTES_MAX: usize = 1024;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: PrometheusHandle,
+    pub lifecycle: Arc<Lifecycle>,
+    pub readiness: Arc<routes::ops::ReadinessCache>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, metrics: PrometheusHandle) -> Self {
+        AppState {
+            engine,
+            metrics,
+            lifecycle: Arc::new(Lifecycle::default()),
+            readiness: Arc::new(routes::ops::ReadinessCache::default()),
+        }
+    }
+}
+
+/// Process lifecycle as handlers see it.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    shutting_down: AtomicBool,
+}
+
+impl Lifecycle {
+    /// From now on `/readyz` answers 503 so that load balancers stop sending traffic while
+    /// requests in flight drain.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Limits applied by [`enforce_limits`].
+#[derive(Clone, Copy, Debug)]
+struct RequestLimits {
+    body_bytes_max: usize,
+    timeout: Duration,
+}
+
+/// The complete application: every resource module's router, merged here and only here.
+pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    let limits = RequestLimits {
+        body_bytes_max: http.request_body_bytes_max,
+        timeout: http.request_timeout,
+    };
+    Router::new()
+        .merge(routes::ops::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(limits, enforce_limits))
+        .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(record_request))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// The method as a metric label, from a fixed set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Records `mercato_http_requests_total` and `mercato_http_request_duration_seconds`, labelled
+/// by route template (never the raw path), method and status, and logs the request at debug.
+async fn record_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || UNMATCHED_ROUTE.to_owned(),
+        |path| path.as_str().to_owned(),
+    );
+    let method = method_label(request.method());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    tracing::debug!(route = %route, method, status = %status, latency_ms = elapsed.as_secs_f64() * 1e3, "request");
+    let labels = [
+        ("route", route),
+        ("method", method.to_owned()),
+        ("status", status),
+    ];
+    metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+    response
+}
+
+/// Refuses a body whose declared length exceeds the limit before reading any of it, and bounds
+/// the time a request may take. Bodies without a declared length are bounded by
+/// `DefaultBodyLimit` when an extractor reads them.
+async fn enforce_limits(
+    State(limits): State<RequestLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(length) = declared_length
+        && length > limits.body_bytes_max as u64
+    {
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request body is {length} bytes; at most {} are accepted",
+                limits.body_bytes_max
+            ),
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_elapsed) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request did not complete within {} ms",
+                limits.timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Turns an error response that is not already problem+json (axum's extractor rejections,
+/// 405 from the method router) into one, keeping its other headers (such as `Allow`) and its
+/// short text as the detail.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let is_text = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    let detail = match axum::body::to_bytes(body, BARE_ERROR_DETAIL_BYTES_MAX).await {
+        Ok(bytes) if is_text && !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let code = ErrorCode::for_status(status);
+    let mut problem = problem_response(code, detail);
+    *problem.status_mut() = status;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (problem_parts, problem_body) = problem.into_parts();
+    parts.headers.extend(problem_parts.headers);
+    Response::from_parts(parts, Body::new(problem_body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigSources};
+    use axum::body::Bytes;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    /// A router with the production middleware around test-only routes, so the layers can be
+    /// exercised on routes that read bodies and run slowly before the API has such routes.
+    fn layered(routes: Router, http: &HttpConfig) -> Router {
+        let limits = RequestLimits {
+            body_bytes_max: http.request_body_bytes_max,
+            timeout: http.request_timeout,
+        };
+        routes
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(limits, enforce_limits))
+            .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
+            .layer(middleware::from_fn(problem_for_bare_errors))
+            .layer(middleware::from_fn(record_request))
+    }
+
+    fn http_config() -> HttpConfig {
+        let mut http = Config::load(&ConfigSources::default())
+            .expect("defaults")
+            .http;
+        http.request_body_bytes_max = 1024;
+        http.request_timeout = Duration::from_millis(200);
+        http
+    }
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("problem body is JSON")
+    }
+
+    fn echo_len() -> Router {
+        Router::new().route(
+            "/echo",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+    }
+
+    #[tokio::test]
+    async fn declared_oversized_body_is_refused_with_413_problem() {
+        let app = layered(echo_len(), &http_config());
+        let request = Request::post("/echo")
+            .header(header::CONTENT_LENGTH, "2048")
+            .body(Body::from(vec![0u8; 2048]))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(is_problem(&response));
+        let body = body_json(response).await;
+        assert_eq!(body["code"], "payload_too_large");
+        assert_eq!(body["status"], 413);
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("2048")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn undeclared_oversized_body_is_refused_with_413_problem() {
+        let app = layered(echo_len(), &http_config());
+        // No Content-Length (as with a chunked upload): only the extractor's limit can catch it,
+        // and its plain-text rejection must still come out as problem+json.
+        let request = Request::post("/echo")
+            .body(Body::from(vec![1u8; 1400]))
+            .expect("request");
+        assert!(request.headers().get(header::CONTENT_LENGTH).is_none());
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(is_problem(&response));
+        assert_eq!(body_json(response).await["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn body_within_limit_is_accepted() {
+        let app = layered(echo_len(), &http_config());
+        let request = Request::post("/echo")
+            .body(Body::from(vec![0u8; 1024]))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .expect("body");
+        assert_eq!(&bytes[..], b"1024");
+    }
+
+    #[tokio::test]
+    async fn slow_request_times_out_with_503_problem() {
+        let slow = Router::new().route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let app = layered(slow, &http_config());
+        let started = Instant::now();
+        let response = app
+            .oneshot(Request::post("/slow").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "timeout did not cut the request short"
+        );
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body_json(response).await["code"], "request_timeout");
+    }
+
+    #[tokio::test]
+    async fn wrong_method_is_405_problem_keeping_allow_header() {
+        let app = layered(echo_len(), &http_config());
+        let response = app
+            .oneshot(Request::get("/echo").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(is_problem(&response));
+        assert!(
+            response.headers().get(header::ALLOW).is_some(),
+            "Allow header lost"
+        );
+        assert_eq!(body_json(response).await["code"], "method_not_allowed");
+    }
+
+    #[tokio::test]
+    async fn unknown_route_is_404_problem() {
+        let app = layered(echo_len(), &http_config());
+        let response = app
+            .oneshot(Request::get("/nope").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = body_json(response).await;
+        assert_eq!(body["code"], "not_found");
+        assert_eq!(body["type"], "/problems/not_found");
+        assert_eq!(body["title"], "Not found");
+    }
+}

@@ -1,0 +1,3 @@
+//! Resource modules. Each exposes one `router()`; [`crate::app::router`] merges them.
+
+pub mod ops;
