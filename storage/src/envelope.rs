@@ -35,7 +35,11 @@ pub trait Record: Serialize + DeserializeOwned {
     /// Types that never changed keep the default, which refuses.
     fn upgrade(version: u16, payload: &[u8]) -> Result<Self, EnvelopeError> {
         let _ = payload;
-        Err(EnvelopeError::UnsupportedVersion { kind: Self::KIND, version, current: Self::VERSION })
+        Err(EnvelopeError::UnsupportedVersion {
+            kind: Self::KIND,
+            version,
+            current: Self::VERSION,
+        })
     }
 }
 
@@ -48,10 +52,20 @@ pub enum EnvelopeError {
     BadHeader { magic: u8, format: u8 },
     #[error("expected record kind {expected}, found {found}")]
     WrongKind { expected: u16, found: u16 },
-    #[error("record kind {kind} version {version} is not readable by this build (it writes version {current})")]
-    UnsupportedVersion { kind: u16, version: u16, current: u16 },
+    #[error(
+        "record kind {kind} version {version} is not readable by this build (it writes version {current})"
+    )]
+    UnsupportedVersion {
+        kind: u16,
+        version: u16,
+        current: u16,
+    },
     #[error("record kind {kind} version {version} payload does not decode: {reason}")]
-    Payload { kind: u16, version: u16, reason: String },
+    Payload {
+        kind: u16,
+        version: u16,
+        reason: String,
+    },
 }
 
 /// Encodes a record inside the envelope.
@@ -63,7 +77,8 @@ pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     out.extend_from_slice(&R::VERSION.to_le_bytes());
     // postcard only fails for types serde cannot describe (maps with non-string keys are
     // fine, sequences of unknown length are not produced by derived types).
-    postcard::to_io(record, &mut out).expect("invariant: derived serde types always encode with postcard");
+    postcard::to_io(record, &mut out)
+        .expect("invariant: derived serde types always encode with postcard");
     out
 }
 
@@ -73,7 +88,10 @@ pub fn peek(bytes: &[u8]) -> Result<(u16, u16, &[u8]), EnvelopeError> {
         return Err(EnvelopeError::Truncated { len: bytes.len() });
     }
     if bytes[0] != MAGIC || bytes[1] != ENVELOPE_VERSION {
-        return Err(EnvelopeError::BadHeader { magic: bytes[0], format: bytes[1] });
+        return Err(EnvelopeError::BadHeader {
+            magic: bytes[0],
+            format: bytes[1],
+        });
     }
     let kind = u16::from_le_bytes([bytes[2], bytes[3]]);
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
@@ -84,21 +102,36 @@ pub fn peek(bytes: &[u8]) -> Result<(u16, u16, &[u8]), EnvelopeError> {
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, EnvelopeError> {
     let (kind, version, payload) = peek(bytes)?;
     if kind != R::KIND {
-        return Err(EnvelopeError::WrongKind { expected: R::KIND, found: kind });
+        return Err(EnvelopeError::WrongKind {
+            expected: R::KIND,
+            found: kind,
+        });
     }
     if version == R::VERSION {
         decode_payload(kind, version, payload)
     } else if version < R::VERSION {
         R::upgrade(version, payload)
     } else {
-        Err(EnvelopeError::UnsupportedVersion { kind, version, current: R::VERSION })
+        Err(EnvelopeError::UnsupportedVersion {
+            kind,
+            version,
+            current: R::VERSION,
+        })
     }
 }
 
 /// Decodes a postcard payload of a given shape; used by [`Record::upgrade`] implementations to
 /// read the old shape.
-pub fn decode_payload<T: DeserializeOwned>(kind: u16, version: u16, payload: &[u8]) -> Result<T, EnvelopeError> {
-    postcard::from_bytes(payload).map_err(|e| EnvelopeError::Payload { kind, version, reason: e.to_string() })
+pub fn decode_payload<T: DeserializeOwned>(
+    kind: u16,
+    version: u16,
+    payload: &[u8],
+) -> Result<T, EnvelopeError> {
+    postcard::from_bytes(payload).map_err(|e| EnvelopeError::Payload {
+        kind,
+        version,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -131,34 +164,73 @@ mod tests {
             match version {
                 1 => {
                     let old: WidgetV1 = decode_payload(Self::KIND, version, payload)?;
-                    Ok(Widget { name: old.name, count: old.count, colour: None })
+                    Ok(Widget {
+                        name: old.name,
+                        count: old.count,
+                        colour: None,
+                    })
                 }
-                _ => Err(EnvelopeError::UnsupportedVersion { kind: Self::KIND, version, current: Self::VERSION }),
+                _ => Err(EnvelopeError::UnsupportedVersion {
+                    kind: Self::KIND,
+                    version,
+                    current: Self::VERSION,
+                }),
             }
         }
     }
 
     #[test]
     fn record_written_by_version_1_decodes_after_a_field_is_added() {
-        let old_bytes = encode(&WidgetV1 { name: "bolt".into(), count: 7 });
+        let old_bytes = encode(&WidgetV1 {
+            name: "bolt".into(),
+            count: 7,
+        });
         let upgraded: Widget = decode(&old_bytes).expect("v1 bytes decode as v2");
-        assert_eq!(upgraded, Widget { name: "bolt".into(), count: 7, colour: None });
+        assert_eq!(
+            upgraded,
+            Widget {
+                name: "bolt".into(),
+                count: 7,
+                colour: None
+            }
+        );
         // And the current version round-trips.
-        let new = Widget { name: "nut".into(), count: 1, colour: Some("red".into()) };
+        let new = Widget {
+            name: "nut".into(),
+            count: 1,
+            colour: Some("red".into()),
+        };
         assert_eq!(decode::<Widget>(&encode(&new)).expect("v2 roundtrip"), new);
     }
 
     #[test]
     fn newer_versions_and_foreign_bytes_are_refused() {
-        let new_bytes = encode(&Widget { name: "x".into(), count: 1, colour: None });
+        let new_bytes = encode(&Widget {
+            name: "x".into(),
+            count: 1,
+            colour: None,
+        });
         assert_eq!(
             decode::<WidgetV1>(&new_bytes),
-            Err(EnvelopeError::UnsupportedVersion { kind: 0xFFF0, version: 2, current: 1 })
+            Err(EnvelopeError::UnsupportedVersion {
+                kind: 0xFFF0,
+                version: 2,
+                current: 1
+            })
         );
-        assert!(matches!(decode::<Widget>(b"hello world"), Err(EnvelopeError::BadHeader { .. })));
-        assert!(matches!(decode::<Widget>(&[0xE5]), Err(EnvelopeError::Truncated { len: 1 })));
+        assert!(matches!(
+            decode::<Widget>(b"hello world"),
+            Err(EnvelopeError::BadHeader { .. })
+        ));
+        assert!(matches!(
+            decode::<Widget>(&[0xE5]),
+            Err(EnvelopeError::Truncated { len: 1 })
+        ));
         let mut truncated = new_bytes.clone();
         truncated.truncate(HEADER_LEN + 1);
-        assert!(matches!(decode::<Widget>(&truncated), Err(EnvelopeError::Payload { .. })));
+        assert!(matches!(
+            decode::<Widget>(&truncated),
+            Err(EnvelopeError::Payload { .. })
+        ));
     }
 }

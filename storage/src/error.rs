@@ -11,13 +11,20 @@ pub enum OpenError {
     #[error("data directory {path} is in use by another process (lock held on {lock})")]
     Locked { path: PathBuf, lock: PathBuf },
     #[error("cannot use data directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a Mercato storage file or is corrupted: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{path} belongs to another data directory or shard: {reason}")]
     Foreign { path: PathBuf, reason: String },
     #[error("{path} was written by format version {found}; this build reads version {supported}")]
-    UnsupportedFormat { path: PathBuf, found: u32, supported: u32 },
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("invalid storage configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -31,7 +38,9 @@ pub enum StorageError {
     Database { shard: ShardId, reason: String },
     #[error("shard {shard}: commit failed, nothing in this batch was written: {reason}")]
     Commit { shard: ShardId, reason: String },
-    #[error("shard {shard} is unavailable after an earlier I/O failure ({reason}); restart the process once the cause is fixed")]
+    #[error(
+        "shard {shard} is unavailable after an earlier I/O failure ({reason}); restart the process once the cause is fixed"
+    )]
     ShardFailed { shard: ShardId, reason: String },
     #[error("shard {shard}: write queue is full ({pending_max} pending commands); retry later")]
     Overloaded { shard: ShardId, pending_max: u32 },
@@ -43,8 +52,14 @@ pub enum StorageError {
     Key(#[from] KeyError),
     #[error("key of {len} bytes exceeds the limit of {max}")]
     KeyTooLong { len: usize, max: usize },
-    #[error("shard {shard}: change log entries after LSN {requested} were trimmed; the oldest kept is {first_available}")]
-    ChangeLogTrimmed { shard: ShardId, requested: u64, first_available: u64 },
+    #[error(
+        "shard {shard}: change log entries after LSN {requested} were trimmed; the oldest kept is {first_available}"
+    )]
+    ChangeLogTrimmed {
+        shard: ShardId,
+        requested: u64,
+        first_available: u64,
+    },
     #[error("no such shard {0}")]
     NoSuchShard(ShardId),
     #[error("blob store: {0}")]
@@ -57,7 +72,10 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn db(shard: ShardId, e: impl std::fmt::Display) -> StorageError {
-        StorageError::Database { shard, reason: e.to_string() }
+        StorageError::Database {
+            shard,
+            reason: e.to_string(),
+        }
     }
 }
 

@@ -50,8 +50,14 @@ pub(crate) struct FaultyBackend {
 }
 
 impl FaultyBackend {
-    pub(crate) fn new(file: File, injector: Arc<FaultInjector>) -> Result<Self, redb::DatabaseError> {
-        Ok(FaultyBackend { inner: FileBackend::new(file)?, injector })
+    pub(crate) fn new(
+        file: File,
+        injector: Arc<FaultInjector>,
+    ) -> Result<Self, redb::DatabaseError> {
+        Ok(FaultyBackend {
+            inner: FileBackend::new(file)?,
+            injector,
+        })
     }
 }
 
@@ -80,7 +86,11 @@ impl StorageBackend for FaultyBackend {
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.inner.try_lock_range(start, end)
     }
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
         self.inner.try_lock_shared_range(start, end)
     }
     fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {

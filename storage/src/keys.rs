@@ -142,7 +142,11 @@ impl<A: KeyCodec, B: KeyCodec, C: KeyCodec> KeyCodec for (A, B, C) {
 /// Decodes a whole logical key, refusing trailing bytes.
 pub fn decode_exact<K: KeyCodec>(bytes: &[u8]) -> Result<K, KeyError> {
     let (key, rest) = K::decode_key(bytes)?;
-    if rest.is_empty() { Ok(key) } else { Err(KeyError("trailing bytes after key")) }
+    if rest.is_empty() {
+        Ok(key)
+    } else {
+        Err(KeyError("trailing bytes after key"))
+    }
 }
 
 /// A logical table: a stable numeric id, a name for humans, and its key and value types.
@@ -155,7 +159,11 @@ pub struct TableDef<K, V> {
 
 impl<K, V> TableDef<K, V> {
     pub const fn new(id: u16, name: &'static str) -> Self {
-        TableDef { id, name, _types: PhantomData }
+        TableDef {
+            id,
+            name,
+            _types: PhantomData,
+        }
     }
 }
 
@@ -210,7 +218,12 @@ pub fn split_physical(bytes: &[u8]) -> Result<PhysicalKey<'_>, KeyError> {
     let mut tenant = [0u8; 8];
     tenant.copy_from_slice(&bytes[2..10]);
     let table = u16::from_be_bytes([bytes[10], bytes[11]]);
-    Ok(PhysicalKey { bucket: BucketId(bucket), tenant: TenantId(u64::from_be_bytes(tenant)), table, key: &bytes[12..] })
+    Ok(PhysicalKey {
+        bucket: BucketId(bucket),
+        tenant: TenantId(u64::from_be_bytes(tenant)),
+        table,
+        key: &bytes[12..],
+    })
 }
 
 /// Smallest byte string greater than every string starting with `prefix`, if any.

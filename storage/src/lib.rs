@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blob;
 pub mod changelog;
 mod command;
 pub mod envelope;

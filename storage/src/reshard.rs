@@ -54,10 +54,14 @@ impl<C: Command> Storage<C> {
         let _guard = self.inner.reshard_lock.lock();
         let next = self.shard_ids().last().map_or(0, |s| s.0 + 1);
         if next >= SHARD_COUNT_MAX {
-            return Err(StorageError::Reshard(format!("at most {SHARD_COUNT_MAX} shards")));
+            return Err(StorageError::Reshard(format!(
+                "at most {SHARD_COUNT_MAX} shards"
+            )));
         }
         let id = ShardId(next);
-        let shard = self.open_new_shard(id).map_err(|e| StorageError::Reshard(e.to_string()))?;
+        let shard = self
+            .open_new_shard(id)
+            .map_err(|e| StorageError::Reshard(e.to_string()))?;
         let record = Self::shard_record_bytes();
         self.write_meta(|txn| {
             txn.open_table(SHARDS)?.insert(id.0, record.as_slice())?;
@@ -71,7 +75,9 @@ impl<C: Command> Storage<C> {
     /// Moves a bucket (every tenant in it) to another shard while writes continue.
     pub fn move_bucket(&self, bucket: BucketId, to: ShardId) -> Result<MoveReport, StorageError> {
         if bucket.0 >= BUCKET_COUNT {
-            return Err(StorageError::Reshard(format!("bucket {bucket} out of range")));
+            return Err(StorageError::Reshard(format!(
+                "bucket {bucket} out of range"
+            )));
         }
         let _guard = self.inner.reshard_lock.lock();
         let from = self.shard_of_bucket(bucket);
@@ -81,14 +87,22 @@ impl<C: Command> Storage<C> {
         }
         let source = self.shard(from)?;
         let target = self.shard(to)?;
-        let record = BucketMove { bucket, from, to, switched: false };
+        let record = BucketMove {
+            bucket,
+            from,
+            to,
+            switched: false,
+        };
         self.persist_move(Some(record))?;
         // Leftovers of an earlier abandoned copy would be wrong data on the target.
         self.drop_bucket_rows(&target, bucket)?;
 
         // Hold the source's log from before the snapshot, then move the hold to the snapshot.
         self.set_reader(from, MOVE_READER, 0)?;
-        let snapshot = source.db.begin_read().map_err(|e| StorageError::db(from, e))?;
+        let snapshot = source
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::db(from, e))?;
         let mut position = crate::storage::read_lsn(&snapshot, from)?.0;
         self.set_reader(from, MOVE_READER, position)?;
         report.rows_copied = self.copy_snapshot(&snapshot, &source, &target, bucket)?;
@@ -118,10 +132,14 @@ impl<C: Command> Storage<C> {
                     break;
                 }
             }
-            let switched = envelope::encode(&BucketMove { switched: true, ..record });
+            let switched = envelope::encode(&BucketMove {
+                switched: true,
+                ..record
+            });
             self.write_meta(|txn| {
                 txn.open_table(BUCKET_MAP)?.insert(bucket.0, to.0)?;
-                txn.open_table(META)?.insert(META_BUCKET_MOVE, switched.as_slice())?;
+                txn.open_table(META)?
+                    .insert(META_BUCKET_MOVE, switched.as_slice())?;
                 Ok(())
             })?;
             routing.buckets[usize::from(bucket.0)] = to;
@@ -137,7 +155,11 @@ impl<C: Command> Storage<C> {
     /// Repairs a move interrupted by a crash: before the switch the target's partial copy is
     /// dropped; after it, the source's leftover rows are.
     pub(crate) fn recover_bucket_move(&self, record: BucketMove) -> Result<(), OpenError> {
-        let leftover = if record.switched { record.from } else { record.to };
+        let leftover = if record.switched {
+            record.from
+        } else {
+            record.to
+        };
         tracing::warn!(bucket = %record.bucket, from = %record.from, to = %record.to, switched = record.switched, "finishing an interrupted bucket move");
         let shard = self.shard(leftover)?;
         self.drop_bucket_rows(&shard, record.bucket)?;
@@ -166,7 +188,13 @@ impl<C: Command> Storage<C> {
     fn drop_bucket_rows(&self, shard: &Shard<C>, bucket: BucketId) -> Result<usize, StorageError> {
         let mut total = 0;
         loop {
-            match self.internal(shard, InternalOp::DropBucket { bucket, rows_max: COPY_CHUNK_ROWS })? {
+            match self.internal(
+                shard,
+                InternalOp::DropBucket {
+                    bucket,
+                    rows_max: COPY_CHUNK_ROWS,
+                },
+            )? {
                 InternalOutput::Dropped(0) => return Ok(total),
                 InternalOutput::Dropped(n) => total += n,
                 InternalOutput::Done => return Ok(total),
@@ -181,8 +209,13 @@ impl<C: Command> Storage<C> {
         target: &Arc<Shard<C>>,
         bucket: BucketId,
     ) -> Result<usize, StorageError> {
-        let table = snapshot.open_table(DATA).map_err(|e| StorageError::db(source.id, e))?;
-        let data = DataTable { shard: source.id, table: &table };
+        let table = snapshot
+            .open_table(DATA)
+            .map_err(|e| StorageError::db(source.id, e))?;
+        let data = DataTable {
+            shard: source.id,
+            table: &table,
+        };
         let (start, end) = keys::bucket_range(bucket);
         let end = end.map(|e| e.to_vec());
         let mut cursor = start.to_vec();
@@ -190,7 +223,9 @@ impl<C: Command> Storage<C> {
         let mut copied = 0;
         loop {
             let rows = data.raw_scan(&cursor, inclusive, end.as_deref(), COPY_CHUNK_ROWS)?;
-            let Some((last, _)) = rows.last() else { return Ok(copied) };
+            let Some((last, _)) = rows.last() else {
+                return Ok(copied);
+            };
             cursor = last.clone();
             inclusive = false;
             copied += rows.len();
@@ -201,11 +236,19 @@ impl<C: Command> Storage<C> {
 
     /// Replays the source's entries after `position` for this bucket. Returns how many entries
     /// there were and the new position.
-    fn catch_up(&self, source: &Shard<C>, target: &Arc<Shard<C>>, bucket: BucketId, mut position: u64) -> Result<(usize, u64), StorageError> {
+    fn catch_up(
+        &self,
+        source: &Shard<C>,
+        target: &Arc<Shard<C>>,
+        bucket: BucketId,
+        mut position: u64,
+    ) -> Result<(usize, u64), StorageError> {
         let mut replayed = 0;
         loop {
-            let page = self.changes(source.id, position, CHANGES_PAGE_MAX)?;
-            let Some(last) = page.entries.last() else { return Ok((replayed, position)) };
+            let page = crate::storage::changes_of(source, position, CHANGES_PAGE_MAX)?;
+            let Some(last) = page.entries.last() else {
+                return Ok((replayed, position));
+            };
             position = last.lsn;
             replayed += page.entries.len();
             let touched: BTreeSet<Vec<u8>> = page
@@ -220,9 +263,17 @@ impl<C: Command> Storage<C> {
                 })
                 .collect();
             if !touched.is_empty() {
-                let snapshot = source.db.begin_read().map_err(|e| StorageError::db(source.id, e))?;
-                let table = snapshot.open_table(DATA).map_err(|e| StorageError::db(source.id, e))?;
-                let data = DataTable { shard: source.id, table: &table };
+                let snapshot = source
+                    .db
+                    .begin_read()
+                    .map_err(|e| StorageError::db(source.id, e))?;
+                let table = snapshot
+                    .open_table(DATA)
+                    .map_err(|e| StorageError::db(source.id, e))?;
+                let data = DataTable {
+                    shard: source.id,
+                    table: &table,
+                };
                 let mut rows = Vec::with_capacity(touched.len());
                 for key in touched {
                     let value = data.raw_get(&key)?;
@@ -238,7 +289,14 @@ impl<C: Command> Storage<C> {
         }
     }
 
-    fn import(&self, _source: &Shard<C>, target: &Arc<Shard<C>>, bucket: BucketId, rows: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StorageError> {
-        self.internal(target, InternalOp::Import { bucket, rows }).map(|_| ())
+    fn import(
+        &self,
+        _source: &Shard<C>,
+        target: &Arc<Shard<C>>,
+        bucket: BucketId,
+        rows: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StorageError> {
+        self.internal(target, InternalOp::Import { bucket, rows })
+            .map(|_| ())
     }
 }

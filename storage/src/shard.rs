@@ -13,7 +13,8 @@ use crate::error::{ApplyError, ExecuteError, StorageError};
 use crate::ids::{BucketId, Lsn, ShardId};
 use crate::keys::{self, split_physical};
 use crate::tables::{
-    BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN, SHARD_META, SHARD_PROBE,
+    BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN,
+    SHARD_META, SHARD_PROBE,
 };
 use crate::txn::{DataTable, TenantWrite, decode_count};
 use crossbeam_channel::Receiver;
@@ -51,9 +52,13 @@ impl<C: Command> Op<C> {
     fn size_bytes(&self) -> usize {
         match self {
             Op::Command { encoded, .. } => encoded.len(),
-            Op::Internal { op: InternalOp::Import { rows, .. }, .. } => {
-                rows.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum()
-            }
+            Op::Internal {
+                op: InternalOp::Import { rows, .. },
+                ..
+            } => rows
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum(),
             Op::Internal { .. } | Op::Shutdown => 0,
         }
     }
@@ -62,11 +67,22 @@ impl<C: Command> Op<C> {
 /// Operations of the engine itself, applied through the same write path as commands.
 pub(crate) enum InternalOp {
     /// Rows of a bucket copied from another shard: physical key -> value (None: delete).
-    Import { bucket: BucketId, rows: Vec<(Vec<u8>, Option<Vec<u8>>)> },
+    Import {
+        bucket: BucketId,
+        rows: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    },
     /// Delete up to `rows_max` rows of a bucket.
-    DropBucket { bucket: BucketId, rows_max: usize },
-    SetReader { name: String, lsn: Lsn },
-    RemoveReader { name: String },
+    DropBucket {
+        bucket: BucketId,
+        rows_max: usize,
+    },
+    SetReader {
+        name: String,
+        lsn: Lsn,
+    },
+    RemoveReader {
+        name: String,
+    },
     /// A durable write that changes nothing but a counter: proves the shard is writable.
     Probe,
     /// Answers once everything submitted before it has committed.
@@ -166,7 +182,9 @@ impl WriterMetrics {
 impl Writer {
     /// The writer thread's loop: runs until `Shutdown` or until every sender is gone.
     pub(crate) fn run<C: Command>(mut self, rx: Receiver<Op<C>>) {
-        self.metrics.changelog_entries.set(self.changelog_len() as f64);
+        self.metrics
+            .changelog_entries
+            .set(self.changelog_len() as f64);
         let mut batch: Vec<Op<C>> = Vec::with_capacity(self.limits.batch_count_max);
         loop {
             let first = match rx.recv() {
@@ -206,7 +224,10 @@ impl Writer {
         let count = batch.len();
         if let Some(reason) = self.health.failure() {
             for op in batch.drain(..) {
-                fail_op(op, || StorageError::ShardFailed { shard: self.shard, reason: reason.clone() });
+                fail_op(op, || StorageError::ShardFailed {
+                    shard: self.shard,
+                    reason: reason.clone(),
+                });
             }
             return;
         }
@@ -218,8 +239,12 @@ impl Writer {
                     d.send();
                 }
                 self.metrics.batch_size.record(count as f64);
-                self.metrics.commit_seconds.record(started.elapsed().as_secs_f64());
-                self.metrics.changelog_entries.set(self.changelog_len() as f64);
+                self.metrics
+                    .commit_seconds
+                    .record(started.elapsed().as_secs_f64());
+                self.metrics
+                    .changelog_entries
+                    .set(self.changelog_len() as f64);
             }
             Err(error) => {
                 // Nothing of the batch was written: restore the in-memory positions.
@@ -235,34 +260,56 @@ impl Writer {
                     *self.health.failed.lock() = Some(reason.clone());
                 }
                 for d in done {
-                    d.fail(|| StorageError::Commit { shard: self.shard, reason: reason.clone() });
+                    d.fail(|| StorageError::Commit {
+                        shard: self.shard,
+                        reason: reason.clone(),
+                    });
                 }
                 for op in batch.drain(..) {
-                    fail_op(op, || StorageError::Commit { shard: self.shard, reason: reason.clone() });
+                    fail_op(op, || StorageError::Commit {
+                        shard: self.shard,
+                        reason: reason.clone(),
+                    });
                 }
             }
         }
     }
 
     /// Applies the batch in one transaction. On success every op has moved to `done`.
-    fn write_batch<C: Command>(&mut self, batch: &mut Vec<Op<C>>, done: &mut Vec<Done<C>>) -> Result<(), StorageError> {
+    fn write_batch<C: Command>(
+        &mut self,
+        batch: &mut Vec<Op<C>>,
+        done: &mut Vec<Done<C>>,
+    ) -> Result<(), StorageError> {
         let shard = self.shard;
         let db_err = |e: &dyn std::fmt::Display| StorageError::db(shard, e);
         let mut txn = self.db.begin_write().map_err(|e| db_err(&e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| db_err(&e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| db_err(&e))?;
         {
             let mut data = txn.open_table(DATA).map_err(|e| db_err(&e))?;
             let mut log = txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?;
             let mut meta = txn.open_table(SHARD_META).map_err(|e| db_err(&e))?;
             let mut totals = txn.open_table(BLOB_TOTALS).map_err(|e| db_err(&e))?;
             let mut readers = txn.open_table(READERS).map_err(|e| db_err(&e))?;
-            let mut tables = BatchTables { shard, data: &mut data, totals: &mut totals };
+            let mut tables = BatchTables {
+                shard,
+                data: &mut data,
+                totals: &mut totals,
+            };
             for op in batch.drain(..) {
                 match op {
-                    Op::Command { command, encoded, reply } => {
+                    Op::Command {
+                        command,
+                        encoded,
+                        reply,
+                    } => {
                         let tenant = command.tenant();
                         let (result, overlay) = {
-                            let source = DataTable { shard, table: &*tables.data };
+                            let source = DataTable {
+                                shard,
+                                table: &*tables.data,
+                            };
                             let mut handle = TenantWrite::new(tenant, &source);
                             let result = command.apply(&mut handle);
                             (result, handle.into_overlay())
@@ -270,34 +317,61 @@ impl Writer {
                         let result = match result {
                             Ok(output) => {
                                 let prefix = keys::tenant_prefix(tenant);
-                                if let Some(stray) = overlay.keys().find(|k| !k.starts_with(&prefix)) {
-                                    return Err(StorageError::Key(keys::KeyError(if stray.len() < 10 {
-                                        "short key from a command"
-                                    } else {
-                                        "command wrote outside its tenant"
-                                    })));
+                                if let Some(stray) =
+                                    overlay.keys().find(|k| !k.starts_with(&prefix))
+                                {
+                                    return Err(StorageError::Key(keys::KeyError(
+                                        if stray.len() < 10 {
+                                            "short key from a command"
+                                        } else {
+                                            "command wrote outside its tenant"
+                                        },
+                                    )));
                                 }
                                 let changes = tables.apply_rows(overlay)?;
-                                self.append(&mut log, ChangeKind::Command { tenant, command: encoded }, changes)?;
+                                self.append(
+                                    &mut log,
+                                    ChangeKind::Command {
+                                        tenant,
+                                        command: encoded,
+                                    },
+                                    changes,
+                                )?;
                                 Ok(output)
                             }
-                            Err(ApplyError::Rejected(rejection)) => Err(ExecuteError::Rejected(rejection)),
+                            Err(ApplyError::Rejected(rejection)) => {
+                                Err(ExecuteError::Rejected(rejection))
+                            }
                             Err(ApplyError::Storage(e)) => return Err(e),
                         };
                         done.push(Done::Command { reply, result });
                     }
                     Op::Internal { op, reply } => {
-                        let result = self.apply_internal(op, &mut tables, &mut log, &mut meta, &mut readers)?;
-                        done.push(Done::Internal { reply, result: Ok(result) });
+                        let result = self.apply_internal(
+                            op,
+                            &mut tables,
+                            &mut log,
+                            &mut meta,
+                            &mut readers,
+                        )?;
+                        done.push(Done::Internal {
+                            reply,
+                            result: Ok(result),
+                        });
                     }
                     Op::Shutdown => {}
                 }
             }
             self.trim(&mut log)?;
-            meta.insert(SHARD_LAST_LSN, self.last_lsn.to_le_bytes().as_slice()).map_err(|e| db_err(&e))?;
-            meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice()).map_err(|e| db_err(&e))?;
+            meta.insert(SHARD_LAST_LSN, self.last_lsn.to_le_bytes().as_slice())
+                .map_err(|e| db_err(&e))?;
+            meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice())
+                .map_err(|e| db_err(&e))?;
         }
-        txn.commit().map_err(|e| StorageError::Commit { shard, reason: e.to_string() })
+        txn.commit().map_err(|e| StorageError::Commit {
+            shard,
+            reason: e.to_string(),
+        })
     }
 
     fn append(
@@ -308,7 +382,8 @@ impl Writer {
     ) -> Result<(), StorageError> {
         let lsn = self.last_lsn + 1;
         let entry = ChangeEntry { lsn, kind, changes };
-        log.insert(lsn, envelope::encode(&entry).as_slice()).map_err(|e| StorageError::db(self.shard, e))?;
+        log.insert(lsn, envelope::encode(&entry).as_slice())
+            .map_err(|e| StorageError::db(self.shard, e))?;
         self.last_lsn = lsn;
         Ok(())
     }
@@ -324,8 +399,13 @@ impl Writer {
         let shard = self.shard;
         match op {
             InternalOp::Import { bucket, rows } => {
-                if let Some((k, _)) = rows.iter().find(|(k, _)| !k.starts_with(&bucket.0.to_be_bytes())) {
-                    return Err(StorageError::Reshard(format!("imported key {k:02x?} is not in bucket {bucket}")));
+                if let Some((k, _)) = rows
+                    .iter()
+                    .find(|(k, _)| !k.starts_with(&bucket.0.to_be_bytes()))
+                {
+                    return Err(StorageError::Reshard(format!(
+                        "imported key {k:02x?} is not in bucket {bucket}"
+                    )));
                 }
                 let changes = tables.apply_rows(rows.into_iter().collect())?;
                 self.append(log, ChangeKind::BucketImport { bucket }, changes)?;
@@ -333,31 +413,49 @@ impl Writer {
             }
             InternalOp::DropBucket { bucket, rows_max } => {
                 let (start, end) = keys::bucket_range(bucket);
-                let source = DataTable { shard, table: &*tables.data };
-                let rows = crate::txn::RawRead::raw_scan(&source, &start, true, end.as_ref().map(|e| e.as_slice()), rows_max)?;
+                let source = DataTable {
+                    shard,
+                    table: &*tables.data,
+                };
+                let rows = crate::txn::RawRead::raw_scan(
+                    &source,
+                    &start,
+                    true,
+                    end.as_ref().map(|e| e.as_slice()),
+                    rows_max,
+                )?;
                 let dropped = rows.len();
                 if dropped > 0 {
-                    let changes = tables.apply_rows(rows.into_iter().map(|(k, _)| (k, None)).collect())?;
+                    let changes =
+                        tables.apply_rows(rows.into_iter().map(|(k, _)| (k, None)).collect())?;
                     self.append(log, ChangeKind::BucketDrop { bucket }, changes)?;
                 }
                 Ok(InternalOutput::Dropped(dropped))
             }
             InternalOp::SetReader { name, lsn } => {
-                readers.insert(name.as_str(), lsn).map_err(|e| StorageError::db(shard, e))?;
+                readers
+                    .insert(name.as_str(), lsn)
+                    .map_err(|e| StorageError::db(shard, e))?;
                 self.readers.insert(name, lsn);
                 Ok(InternalOutput::Done)
             }
             InternalOp::RemoveReader { name } => {
-                readers.remove(name.as_str()).map_err(|e| StorageError::db(shard, e))?;
+                readers
+                    .remove(name.as_str())
+                    .map_err(|e| StorageError::db(shard, e))?;
                 self.readers.remove(&name);
                 Ok(InternalOutput::Done)
             }
             InternalOp::Probe => {
-                let next = match meta.get(SHARD_PROBE).map_err(|e| StorageError::db(shard, e))? {
+                let next = match meta
+                    .get(SHARD_PROBE)
+                    .map_err(|e| StorageError::db(shard, e))?
+                {
                     Some(v) => decode_count(v.value())?.wrapping_add(1),
                     None => 1,
                 };
-                meta.insert(SHARD_PROBE, next.to_le_bytes().as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                meta.insert(SHARD_PROBE, next.to_le_bytes().as_slice())
+                    .map_err(|e| StorageError::db(shard, e))?;
                 Ok(InternalOutput::Done)
             }
             InternalOp::Barrier => Ok(InternalOutput::Done),
@@ -366,15 +464,23 @@ impl Writer {
 
     /// Deletes entries that every reader has passed and that are outside the retention window.
     fn trim(&mut self, log: &mut Table<'_, u64, &'static [u8]>) -> Result<(), StorageError> {
-        let readers_min = self.readers.values().copied().min().unwrap_or(self.last_lsn);
-        let window_start = self.last_lsn.saturating_sub(self.limits.changelog_retain_entries_min);
+        let readers_min = self
+            .readers
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.last_lsn);
+        let window_start = self
+            .last_lsn
+            .saturating_sub(self.limits.changelog_retain_entries_min);
         let trim_upto = readers_min.min(window_start);
         if trim_upto < self.first_lsn {
             return Ok(());
         }
         let upto = trim_upto.min(self.first_lsn + TRIM_ENTRIES_MAX as u64 - 1);
         for lsn in self.first_lsn..=upto {
-            log.remove(lsn).map_err(|e| StorageError::db(self.shard, e))?;
+            log.remove(lsn)
+                .map_err(|e| StorageError::db(self.shard, e))?;
         }
         self.first_lsn = upto + 1;
         Ok(())
@@ -403,13 +509,20 @@ struct BatchTables<'a, 'txn> {
 impl BatchTables<'_, '_> {
     /// Writes rows (None deletes) and keeps the shard-wide blob totals in step with the
     /// per-tenant blob reference rows. Returns the change-log description of the rows.
-    fn apply_rows(&mut self, rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<Vec<ChangedRow>, StorageError> {
+    fn apply_rows(
+        &mut self,
+        rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<Vec<ChangedRow>, StorageError> {
         let shard = self.shard;
         let mut changes = Vec::with_capacity(rows.len());
         for (key, value) in rows {
             let parts = split_physical(&key)?;
             if parts.table == BLOB_REF_TABLE_ID {
-                let old = match self.data.get(key.as_slice()).map_err(|e| StorageError::db(shard, e))? {
+                let old = match self
+                    .data
+                    .get(key.as_slice())
+                    .map_err(|e| StorageError::db(shard, e))?
+                {
                     Some(v) => decode_count(v.value())?,
                     None => 0,
                 };
@@ -419,15 +532,23 @@ impl BatchTables<'_, '_> {
                 };
                 if old != new {
                     let hash = parts.key;
-                    let total = match self.totals.get(hash).map_err(|e| StorageError::db(shard, e))? {
+                    let total = match self
+                        .totals
+                        .get(hash)
+                        .map_err(|e| StorageError::db(shard, e))?
+                    {
                         Some(v) => v.value(),
                         None => 0,
                     };
                     let total = (total + new).saturating_sub(old);
                     if total == 0 {
-                        self.totals.remove(hash).map_err(|e| StorageError::db(shard, e))?;
+                        self.totals
+                            .remove(hash)
+                            .map_err(|e| StorageError::db(shard, e))?;
                     } else {
-                        self.totals.insert(hash, total).map_err(|e| StorageError::db(shard, e))?;
+                        self.totals
+                            .insert(hash, total)
+                            .map_err(|e| StorageError::db(shard, e))?;
                     }
                 }
             }
@@ -439,10 +560,14 @@ impl BatchTables<'_, '_> {
             });
             match value {
                 Some(v) => {
-                    self.data.insert(key.as_slice(), v.as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                    self.data
+                        .insert(key.as_slice(), v.as_slice())
+                        .map_err(|e| StorageError::db(shard, e))?;
                 }
                 None => {
-                    self.data.remove(key.as_slice()).map_err(|e| StorageError::db(shard, e))?;
+                    self.data
+                        .remove(key.as_slice())
+                        .map_err(|e| StorageError::db(shard, e))?;
                 }
             }
         }

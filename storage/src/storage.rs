@@ -6,7 +6,9 @@ use crate::envelope::{self, Record};
 use crate::error::{ExecuteError, OpenError, StorageError};
 use crate::fault::{FaultInjector, FaultyBackend};
 use crate::ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId};
-use crate::shard::{InternalOp, InternalOutput, Op, ShardHealth, Writer, WriterLimits, WriterMetrics};
+use crate::shard::{
+    InternalOp, InternalOutput, Op, ShardHealth, Writer, WriterLimits, WriterMetrics,
+};
 use crate::tables::*;
 use crate::txn::TenantRead;
 use crossbeam_channel::{Sender, TrySendError};
@@ -66,15 +68,25 @@ impl StorageConfig {
     fn validate(&self) -> Result<(), OpenError> {
         let bad = |m: String| Err(OpenError::Config(m));
         if self.shards_initial == 0 || self.shards_initial > SHARD_COUNT_MAX {
-            return bad(format!("shards_initial must be 1..={SHARD_COUNT_MAX}, got {}", self.shards_initial));
+            return bad(format!(
+                "shards_initial must be 1..={SHARD_COUNT_MAX}, got {}",
+                self.shards_initial
+            ));
         }
         if self.batch_count_max == 0 || self.batch_count_max > BATCH_COUNT_MAX_LIMIT {
-            return bad(format!("batch_count_max must be 1..={BATCH_COUNT_MAX_LIMIT}, got {}", self.batch_count_max));
+            return bad(format!(
+                "batch_count_max must be 1..={BATCH_COUNT_MAX_LIMIT}, got {}",
+                self.batch_count_max
+            ));
         }
         if self.batch_bytes_max < 1024 || self.batch_bytes_max > BATCH_BYTES_MAX_LIMIT {
-            return bad(format!("batch_bytes_max must be 1KiB..=256MiB, got {}", self.batch_bytes_max));
+            return bad(format!(
+                "batch_bytes_max must be 1KiB..=256MiB, got {}",
+                self.batch_bytes_max
+            ));
         }
-        if self.pending_commands_max == 0 || self.pending_commands_max > PENDING_COMMANDS_MAX_LIMIT {
+        if self.pending_commands_max == 0 || self.pending_commands_max > PENDING_COMMANDS_MAX_LIMIT
+        {
             return bad(format!(
                 "pending_commands_max must be 1..={PENDING_COMMANDS_MAX_LIMIT}, got {}",
                 self.pending_commands_max
@@ -123,7 +135,9 @@ pub(crate) struct Routing<C: Command> {
 impl<C: Command> Routing<C> {
     pub fn shard_of(&self, bucket: BucketId) -> &Arc<Shard<C>> {
         let id = self.buckets[usize::from(bucket.0)];
-        self.shards.get(&id).expect("invariant: the bucket map names only open shards")
+        self.shards
+            .get(&id)
+            .expect("invariant: the bucket map names only open shards")
     }
 }
 
@@ -145,16 +159,23 @@ pub struct Storage<C: Command> {
 
 impl<C: Command> Clone for Storage<C> {
     fn clone(&self) -> Self {
-        Storage { inner: Arc::clone(&self.inner) }
+        Storage {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
-    move |source| OpenError::Io { path: path.to_path_buf(), source }
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn shard_path(dir: &Path, shard: ShardId) -> PathBuf {
@@ -171,8 +192,14 @@ fn open_redb(path: &Path, config: &StorageConfig) -> Result<Database, OpenError>
         let mut builder = Database::builder();
         builder.set_cache_size(cache);
         let corrupt = |e: redb::DatabaseError| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path_buf.clone(), lock: path_buf.clone() },
-            other => OpenError::Corrupt { path: path_buf.clone(), reason: other.to_string() },
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
+                path: path_buf.clone(),
+                lock: path_buf.clone(),
+            },
+            other => OpenError::Corrupt {
+                path: path_buf.clone(),
+                reason: other.to_string(),
+            },
         };
         match injector {
             Some(injector) => {
@@ -191,18 +218,31 @@ fn open_redb(path: &Path, config: &StorageConfig) -> Result<Database, OpenError>
     });
     match result {
         Ok(r) => r,
-        Err(_) => Err(OpenError::Corrupt { path: path.to_path_buf(), reason: "the file could not be parsed".into() }),
+        Err(_) => Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the file could not be parsed".into(),
+        }),
     }
 }
 
-fn meta_get(txn: &redb::ReadTransaction, key: &str, path: &Path) -> Result<Option<Vec<u8>>, OpenError> {
-    let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt { path: path.to_path_buf(), reason: e.to_string() };
+fn meta_get(
+    txn: &redb::ReadTransaction,
+    key: &str,
+    path: &Path,
+) -> Result<Option<Vec<u8>>, OpenError> {
+    let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let table = match txn.open_table(META) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(e) => return Err(corrupt(&e)),
     };
-    Ok(table.get(key).map_err(|e| corrupt(&e))?.map(|v| v.value().to_vec()))
+    Ok(table
+        .get(key)
+        .map_err(|e| corrupt(&e))?
+        .map(|v| v.value().to_vec()))
 }
 
 fn u64_of(bytes: &[u8]) -> Option<u64> {
@@ -216,16 +256,33 @@ impl<C: Command> Storage<C> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(dir.join("shards")).map_err(io_err(&dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { path: dir, lock: lock_path }),
-            Err(fs::TryLockError::Error(e)) => return Err(OpenError::Io { path: lock_path, source: e }),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked {
+                    path: dir,
+                    lock: lock_path,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source: e,
+                });
+            }
         }
 
         let meta_path = dir.join("meta.redb");
         let meta = open_redb(&meta_path, &config)?;
-        let read = meta.begin_read().map_err(|e| StorageError::Meta(e.to_string()))?;
+        let read = meta
+            .begin_read()
+            .map_err(|e| StorageError::Meta(e.to_string()))?;
         let initialized = meta_get(&read, META_FORMAT_VERSION, &meta_path)?;
         drop(read);
         if initialized.is_none() {
@@ -278,29 +335,50 @@ impl<C: Command> Storage<C> {
     }
 
     pub(crate) fn shard(&self, id: ShardId) -> Result<Arc<Shard<C>>, StorageError> {
-        self.inner.routing.read().shards.get(&id).cloned().ok_or(StorageError::NoSuchShard(id))
+        self.inner
+            .routing
+            .read()
+            .shards
+            .get(&id)
+            .cloned()
+            .ok_or(StorageError::NoSuchShard(id))
     }
 
-    fn submit(&self, command: C, block: bool) -> Result<oneshot::Receiver<Result<C::Output, ExecuteError<C::Rejection>>>, StorageError> {
+    fn submit(
+        &self,
+        command: C,
+        block: bool,
+    ) -> Result<oneshot::Receiver<Result<C::Output, ExecuteError<C::Rejection>>>, StorageError>
+    {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
         let encoded = envelope::encode(&command);
         let bucket = command.tenant().bucket();
         let (reply, rx) = oneshot::channel();
-        let op = Op::Command { command, encoded, reply };
+        let op = Op::Command {
+            command,
+            encoded,
+            reply,
+        };
         // The routing lock is held across the send so that a bucket switch (which takes it for
         // writing) knows that no command for the old shard is still on its way.
         let routing = self.inner.routing.read();
         let shard = routing.shard_of(bucket);
         if let Some(reason) = shard.health.failure() {
-            return Err(StorageError::ShardFailed { shard: shard.id, reason });
+            return Err(StorageError::ShardFailed {
+                shard: shard.id,
+                reason,
+            });
         }
         if block {
             shard.tx.send(op).map_err(|_| StorageError::Closed)?;
         } else {
             shard.tx.try_send(op).map_err(|e| match e {
-                TrySendError::Full(_) => StorageError::Overloaded { shard: shard.id, pending_max: self.inner.config.pending_commands_max },
+                TrySendError::Full(_) => StorageError::Overloaded {
+                    shard: shard.id,
+                    pending_max: self.inner.config.pending_commands_max,
+                },
                 TrySendError::Disconnected(_) => StorageError::Closed,
             })?;
         }
@@ -311,79 +389,108 @@ impl<C: Command> Storage<C> {
     /// Refuses with `Overloaded` instead of waiting when the shard's queue is full.
     pub async fn execute(&self, command: C) -> Result<C::Output, ExecuteError<C::Rejection>> {
         let rx = self.submit(command, false)?;
-        rx.await.map_err(|_| ExecuteError::Storage(StorageError::Closed))?
+        rx.await
+            .map_err(|_| ExecuteError::Storage(StorageError::Closed))?
     }
 
     /// Blocking form of [`Storage::execute`], for threads outside an async runtime; waits for
     /// room in the queue instead of refusing.
     pub fn execute_blocking(&self, command: C) -> Result<C::Output, ExecuteError<C::Rejection>> {
         let rx = self.submit(command, true)?;
-        rx.blocking_recv().map_err(|_| ExecuteError::Storage(StorageError::Closed))?
+        rx.blocking_recv()
+            .map_err(|_| ExecuteError::Storage(StorageError::Closed))?
     }
 
-    pub(crate) fn internal(&self, shard: &Shard<C>, op: InternalOp) -> Result<InternalOutput, StorageError> {
+    pub(crate) fn internal(
+        &self,
+        shard: &Shard<C>,
+        op: InternalOp,
+    ) -> Result<InternalOutput, StorageError> {
         let (reply, rx) = oneshot::channel();
-        shard.tx.send(Op::Internal { op, reply }).map_err(|_| StorageError::Closed)?;
+        shard
+            .tx
+            .send(Op::Internal { op, reply })
+            .map_err(|_| StorageError::Closed)?;
         rx.blocking_recv().map_err(|_| StorageError::Closed)?
     }
 
     /// A read snapshot of one tenant's data. Never waits for writers.
     pub fn read(&self, tenant: TenantId) -> Result<TenantRead, StorageError> {
         let shard = Arc::clone(self.inner.routing.read().shard_of(tenant.bucket()));
-        let txn = shard.db.begin_read().map_err(|e| StorageError::db(shard.id, e))?;
-        let table = txn.open_table(DATA).map_err(|e| StorageError::db(shard.id, e))?;
+        let txn = shard
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::db(shard.id, e))?;
+        let table = txn
+            .open_table(DATA)
+            .map_err(|e| StorageError::db(shard.id, e))?;
         let lsn = read_lsn(&txn, shard.id)?.0;
-        Ok(TenantRead { tenant, shard: shard.id, table, lsn })
+        Ok(TenantRead {
+            tenant,
+            shard: shard.id,
+            table,
+            lsn,
+        })
     }
 
     /// Change-log entries of a shard with LSN greater than `after`, at most `limit` (capped at
     /// [`CHANGES_PAGE_MAX`]). Fails with `ChangeLogTrimmed` if some of them are gone.
-    pub fn changes(&self, shard: ShardId, after: Lsn, limit: usize) -> Result<ChangePage, StorageError> {
-        let shard = self.shard(shard)?;
-        let txn = shard.db.begin_read().map_err(|e| StorageError::db(shard.id, e))?;
-        let (last_lsn, first_lsn) = read_lsn(&txn, shard.id)?;
-        if after < last_lsn && after + 1 < first_lsn {
-            return Err(StorageError::ChangeLogTrimmed { shard: shard.id, requested: after, first_available: first_lsn });
-        }
-        let log = txn.open_table(CHANGELOG).map_err(|e| StorageError::db(shard.id, e))?;
-        let mut entries = Vec::new();
-        for row in log.range(after.saturating_add(1)..).map_err(|e| StorageError::db(shard.id, e))?.take(limit.min(CHANGES_PAGE_MAX)) {
-            let (lsn, bytes) = row.map_err(|e| StorageError::db(shard.id, e))?;
-            let entry: ChangeEntry = envelope::decode(bytes.value())?;
-            if entry.lsn != lsn.value() {
-                return Err(StorageError::db(shard.id, format!("change-log entry under key {} says LSN {}", lsn.value(), entry.lsn)));
-            }
-            entries.push(entry);
-        }
-        Ok(ChangePage { entries, last_lsn })
+    pub fn changes(
+        &self,
+        shard: ShardId,
+        after: Lsn,
+        limit: usize,
+    ) -> Result<ChangePage, StorageError> {
+        changes_of(&*self.shard(shard)?, after, limit)
     }
 
     /// The shard's last LSN.
     pub fn last_lsn(&self, shard: ShardId) -> Result<Lsn, StorageError> {
         let shard = self.shard(shard)?;
-        let txn = shard.db.begin_read().map_err(|e| StorageError::db(shard.id, e))?;
+        let txn = shard
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::db(shard.id, e))?;
         Ok(read_lsn(&txn, shard.id)?.0)
     }
 
     /// Registers (or moves) a change-log reader: entries after `lsn` are kept for it.
     pub fn set_reader(&self, shard: ShardId, name: &str, lsn: Lsn) -> Result<(), StorageError> {
         if name.is_empty() || name.len() > READER_NAME_BYTES_MAX {
-            return Err(StorageError::Meta(format!("reader name must be 1..={READER_NAME_BYTES_MAX} bytes")));
+            return Err(StorageError::Meta(format!(
+                "reader name must be 1..={READER_NAME_BYTES_MAX} bytes"
+            )));
         }
         let shard = self.shard(shard)?;
-        self.internal(&shard, InternalOp::SetReader { name: name.to_string(), lsn }).map(|_| ())
+        self.internal(
+            &shard,
+            InternalOp::SetReader {
+                name: name.to_string(),
+                lsn,
+            },
+        )
+        .map(|_| ())
     }
 
     /// Unregisters a change-log reader.
     pub fn remove_reader(&self, shard: ShardId, name: &str) -> Result<(), StorageError> {
         let shard = self.shard(shard)?;
-        self.internal(&shard, InternalOp::RemoveReader { name: name.to_string() }).map(|_| ())
+        self.internal(
+            &shard,
+            InternalOp::RemoveReader {
+                name: name.to_string(),
+            },
+        )
+        .map(|_| ())
     }
 
     /// Registered readers of a shard and their positions.
     pub fn readers(&self, shard: ShardId) -> Result<BTreeMap<String, Lsn>, StorageError> {
         let shard = self.shard(shard)?;
-        let txn = shard.db.begin_read().map_err(|e| StorageError::db(shard.id, e))?;
+        let txn = shard
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::db(shard.id, e))?;
         read_readers(&txn, shard.id)
     }
 
@@ -395,7 +502,10 @@ impl<C: Command> Storage<C> {
         let shards: Vec<_> = self.inner.routing.read().shards.values().cloned().collect();
         for shard in shards {
             if let Some(reason) = shard.health.failure() {
-                return Err(StorageError::ShardFailed { shard: shard.id, reason });
+                return Err(StorageError::ShardFailed {
+                    shard: shard.id,
+                    reason,
+                });
             }
             self.internal(&shard, InternalOp::Probe)?;
         }
@@ -431,11 +541,24 @@ impl<C: Command> Storage<C> {
     }
 
     pub(crate) fn open_new_shard(&self, id: ShardId) -> Result<Shard<C>, OpenError> {
-        create_shard_file(&self.inner.config.data_dir, id, self.inner.data_dir_id, &self.inner.config)?;
-        open_shard::<C>(&self.inner.config.data_dir, id, self.inner.data_dir_id, &self.inner.config)
+        create_shard_file(
+            &self.inner.config.data_dir,
+            id,
+            self.inner.data_dir_id,
+            &self.inner.config,
+        )?;
+        open_shard::<C>(
+            &self.inner.config.data_dir,
+            id,
+            self.inner.data_dir_id,
+            &self.inner.config,
+        )
     }
 
-    pub(crate) fn write_meta(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>) -> Result<(), StorageError> {
+    pub(crate) fn write_meta(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StorageError> {
         let err = |e: &dyn std::fmt::Display| StorageError::Meta(e.to_string());
         let txn = self.inner.meta.begin_write().map_err(|e| err(&e))?;
         f(&txn).map_err(|e| err(&e))?;
@@ -443,7 +566,9 @@ impl<C: Command> Storage<C> {
     }
 
     pub(crate) fn shard_record_bytes() -> Vec<u8> {
-        envelope::encode(&ShardRecord { created_at_ms: now_ms() })
+        envelope::encode(&ShardRecord {
+            created_at_ms: now_ms(),
+        })
     }
 }
 
@@ -464,11 +589,18 @@ impl<C: Command> Drop for Inner<C> {
 }
 
 /// `(last_lsn, first_lsn)` as committed in the snapshot.
-pub(crate) fn read_lsn(txn: &redb::ReadTransaction, shard: ShardId) -> Result<(Lsn, Lsn), StorageError> {
-    let meta = txn.open_table(SHARD_META).map_err(|e| StorageError::db(shard, e))?;
+pub(crate) fn read_lsn(
+    txn: &redb::ReadTransaction,
+    shard: ShardId,
+) -> Result<(Lsn, Lsn), StorageError> {
+    let meta = txn
+        .open_table(SHARD_META)
+        .map_err(|e| StorageError::db(shard, e))?;
     let get = |key: &str| -> Result<Option<u64>, StorageError> {
         match meta.get(key).map_err(|e| StorageError::db(shard, e))? {
-            Some(v) => u64_of(v.value()).map(Some).ok_or_else(|| StorageError::db(shard, format!("{key} is not 8 bytes"))),
+            Some(v) => u64_of(v.value())
+                .map(Some)
+                .ok_or_else(|| StorageError::db(shard, format!("{key} is not 8 bytes"))),
             None => Ok(None),
         }
     };
@@ -477,8 +609,13 @@ pub(crate) fn read_lsn(txn: &redb::ReadTransaction, shard: ShardId) -> Result<(L
     Ok((last, first))
 }
 
-fn read_readers(txn: &redb::ReadTransaction, shard: ShardId) -> Result<BTreeMap<String, Lsn>, StorageError> {
-    let table = txn.open_table(READERS).map_err(|e| StorageError::db(shard, e))?;
+fn read_readers(
+    txn: &redb::ReadTransaction,
+    shard: ShardId,
+) -> Result<BTreeMap<String, Lsn>, StorageError> {
+    let table = txn
+        .open_table(READERS)
+        .map_err(|e| StorageError::db(shard, e))?;
     let mut out = BTreeMap::new();
     for row in table.iter().map_err(|e| StorageError::db(shard, e))? {
         let (k, v) = row.map_err(|e| StorageError::db(shard, e))?;
@@ -489,7 +626,9 @@ fn read_readers(txn: &redb::ReadTransaction, shard: ShardId) -> Result<BTreeMap<
 
 fn new_data_dir_id(dir: &Path) -> u128 {
     let mut hasher = Sha256::new();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     hasher.update(nanos.to_le_bytes());
     hasher.update(std::process::id().to_le_bytes());
     hasher.update(dir.as_os_str().as_encoded_bytes());
@@ -513,21 +652,33 @@ fn initialize(dir: &Path, meta: &Database, config: &StorageConfig) -> Result<(),
         create_shard_file(dir, ShardId(i), data_dir_id, config)?;
     }
     let meta_path = dir.join("meta.redb");
-    let err = |e: &dyn std::fmt::Display| OpenError::Corrupt { path: meta_path.clone(), reason: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+        path: meta_path.clone(),
+        reason: e.to_string(),
+    };
     let txn = meta.begin_write().map_err(|e| err(&e))?;
     {
         let mut m = txn.open_table(META).map_err(|e| err(&e))?;
-        m.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-        m.insert(META_DATA_DIR_ID, data_dir_id.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-        m.insert(META_BUCKET_COUNT, u32::from(BUCKET_COUNT).to_le_bytes().as_slice()).map_err(|e| err(&e))?;
+        m.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(|e| err(&e))?;
+        m.insert(META_DATA_DIR_ID, data_dir_id.to_le_bytes().as_slice())
+            .map_err(|e| err(&e))?;
+        m.insert(
+            META_BUCKET_COUNT,
+            u32::from(BUCKET_COUNT).to_le_bytes().as_slice(),
+        )
+        .map_err(|e| err(&e))?;
         let mut shards = txn.open_table(SHARDS).map_err(|e| err(&e))?;
-        let record = envelope::encode(&ShardRecord { created_at_ms: now_ms() });
+        let record = envelope::encode(&ShardRecord {
+            created_at_ms: now_ms(),
+        });
         for i in 0..config.shards_initial {
             shards.insert(i, record.as_slice()).map_err(|e| err(&e))?;
         }
         let mut map = txn.open_table(BUCKET_MAP).map_err(|e| err(&e))?;
         for bucket in 0..BUCKET_COUNT {
-            map.insert(bucket, bucket % config.shards_initial).map_err(|e| err(&e))?;
+            map.insert(bucket, bucket % config.shards_initial)
+                .map_err(|e| err(&e))?;
         }
     }
     txn.commit().map_err(|e| err(&e))?;
@@ -538,17 +689,37 @@ fn initialize(dir: &Path, meta: &Database, config: &StorageConfig) -> Result<(),
 pub(crate) type MetaContents = (u128, Vec<ShardId>, Vec<ShardId>, Option<BucketMove>);
 
 pub(crate) fn load_meta_from(meta: &Database, path: &Path) -> Result<MetaContents, OpenError> {
-    let corrupt = |reason: String| OpenError::Corrupt { path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
     let txn = meta.begin_read().map_err(|e| corrupt(e.to_string()))?;
-    let version = meta_get(&txn, META_FORMAT_VERSION, path)?.ok_or_else(|| corrupt("no format version".into()))?;
-    let version = u32::from_le_bytes(version.as_slice().try_into().map_err(|_| corrupt("format version is not 4 bytes".into()))?);
+    let version = meta_get(&txn, META_FORMAT_VERSION, path)?
+        .ok_or_else(|| corrupt("no format version".into()))?;
+    let version = u32::from_le_bytes(
+        version
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("format version is not 4 bytes".into()))?,
+    );
     if version != FORMAT_VERSION {
-        return Err(OpenError::UnsupportedFormat { path: path.to_path_buf(), found: version, supported: FORMAT_VERSION });
+        return Err(OpenError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
-    let id = meta_get(&txn, META_DATA_DIR_ID, path)?.ok_or_else(|| corrupt("no data directory id".into()))?;
-    let id = u128::from_le_bytes(id.as_slice().try_into().map_err(|_| corrupt("data directory id is not 16 bytes".into()))?);
+    let id = meta_get(&txn, META_DATA_DIR_ID, path)?
+        .ok_or_else(|| corrupt("no data directory id".into()))?;
+    let id = u128::from_le_bytes(
+        id.as_slice()
+            .try_into()
+            .map_err(|_| corrupt("data directory id is not 16 bytes".into()))?,
+    );
     let pending = match meta_get(&txn, META_BUCKET_MOVE, path)? {
-        Some(bytes) => Some(envelope::decode::<BucketMove>(&bytes).map_err(|e| corrupt(e.to_string()))?),
+        Some(bytes) => {
+            Some(envelope::decode::<BucketMove>(&bytes).map_err(|e| corrupt(e.to_string()))?)
+        }
         None => None,
     };
     let shards_table = txn.open_table(SHARDS).map_err(|e| corrupt(e.to_string()))?;
@@ -557,34 +728,59 @@ pub(crate) fn load_meta_from(meta: &Database, path: &Path) -> Result<MetaContent
         let (k, _) = row.map_err(|e| corrupt(e.to_string()))?;
         shard_ids.push(ShardId(k.value()));
     }
-    let map = txn.open_table(BUCKET_MAP).map_err(|e| corrupt(e.to_string()))?;
+    let map = txn
+        .open_table(BUCKET_MAP)
+        .map_err(|e| corrupt(e.to_string()))?;
     let mut buckets = Vec::with_capacity(usize::from(BUCKET_COUNT));
     for row in map.iter().map_err(|e| corrupt(e.to_string()))? {
         let (k, v) = row.map_err(|e| corrupt(e.to_string()))?;
         if usize::from(k.value()) != buckets.len() || !shard_ids.contains(&ShardId(v.value())) {
-            return Err(corrupt(format!("bucket map entry {} -> {} is invalid", k.value(), v.value())));
+            return Err(corrupt(format!(
+                "bucket map entry {} -> {} is invalid",
+                k.value(),
+                v.value()
+            )));
         }
         buckets.push(ShardId(v.value()));
     }
     if buckets.len() != usize::from(BUCKET_COUNT) {
-        return Err(corrupt(format!("bucket map has {} entries, expected {BUCKET_COUNT}", buckets.len())));
+        return Err(corrupt(format!(
+            "bucket map has {} entries, expected {BUCKET_COUNT}",
+            buckets.len()
+        )));
     }
     Ok((id, shard_ids, buckets, pending))
 }
 
-fn create_shard_file(dir: &Path, id: ShardId, data_dir_id: u128, config: &StorageConfig) -> Result<(), OpenError> {
+fn create_shard_file(
+    dir: &Path,
+    id: ShardId,
+    data_dir_id: u128,
+    config: &StorageConfig,
+) -> Result<(), OpenError> {
     let path = shard_path(dir, id);
     let db = open_redb(&path, config)?;
-    let err = |e: &dyn std::fmt::Display| OpenError::Corrupt { path: path.clone(), reason: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
     let txn = db.begin_write().map_err(|e| err(&e))?;
     {
         let mut m = txn.open_table(SHARD_META).map_err(|e| err(&e))?;
         if m.get(SHARD_FORMAT_VERSION).map_err(|e| err(&e))?.is_none() {
-            m.insert(SHARD_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-            m.insert(SHARD_DATA_DIR_ID, data_dir_id.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-            m.insert(SHARD_ID, id.0.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-            m.insert(SHARD_LAST_LSN, 0u64.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
-            m.insert(SHARD_FIRST_LSN, 1u64.to_le_bytes().as_slice()).map_err(|e| err(&e))?;
+            m.insert(
+                SHARD_FORMAT_VERSION,
+                FORMAT_VERSION.to_le_bytes().as_slice(),
+            )
+            .map_err(|e| err(&e))?;
+            m.insert(SHARD_DATA_DIR_ID, data_dir_id.to_le_bytes().as_slice())
+                .map_err(|e| err(&e))?;
+            m.insert(SHARD_ID, id.0.to_le_bytes().as_slice())
+                .map_err(|e| err(&e))?;
+            m.insert(SHARD_LAST_LSN, 0u64.to_le_bytes().as_slice())
+                .map_err(|e| err(&e))?;
+            m.insert(SHARD_FIRST_LSN, 1u64.to_le_bytes().as_slice())
+                .map_err(|e| err(&e))?;
         }
         // Create every table so readers never meet a missing one.
         txn.open_table(DATA).map_err(|e| err(&e))?;
@@ -596,14 +792,28 @@ fn create_shard_file(dir: &Path, id: ShardId, data_dir_id: u128, config: &Storag
     Ok(())
 }
 
-fn open_shard<C: Command>(dir: &Path, id: ShardId, data_dir_id: u128, config: &StorageConfig) -> Result<Shard<C>, OpenError> {
+fn open_shard<C: Command>(
+    dir: &Path,
+    id: ShardId,
+    data_dir_id: u128,
+    config: &StorageConfig,
+) -> Result<Shard<C>, OpenError> {
     let path = shard_path(dir, id);
     if !path.exists() {
-        return Err(OpenError::Corrupt { path, reason: "shard file listed in meta.redb is missing".into() });
+        return Err(OpenError::Corrupt {
+            path,
+            reason: "shard file listed in meta.redb is missing".into(),
+        });
     }
     let db = open_redb(&path, config)?;
-    let corrupt = |reason: String| OpenError::Corrupt { path: path.clone(), reason };
-    let foreign = |reason: String| OpenError::Foreign { path: path.clone(), reason };
+    let corrupt = |reason: String| OpenError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let foreign = |reason: String| OpenError::Foreign {
+        path: path.clone(),
+        reason,
+    };
     let txn = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
     {
         let meta = match txn.open_table(SHARD_META) {
@@ -611,19 +821,47 @@ fn open_shard<C: Command>(dir: &Path, id: ShardId, data_dir_id: u128, config: &S
             Err(e) => return Err(foreign(format!("no shard metadata ({e})"))),
         };
         let get = |key: &str| -> Result<Vec<u8>, OpenError> {
-            Ok(meta.get(key).map_err(|e| corrupt(e.to_string()))?.ok_or_else(|| foreign(format!("no {key}")))?.value().to_vec())
+            Ok(meta
+                .get(key)
+                .map_err(|e| corrupt(e.to_string()))?
+                .ok_or_else(|| foreign(format!("no {key}")))?
+                .value()
+                .to_vec())
         };
-        let version = u32::from_le_bytes(get(SHARD_FORMAT_VERSION)?.as_slice().try_into().map_err(|_| corrupt("bad format version".into()))?);
+        let version = u32::from_le_bytes(
+            get(SHARD_FORMAT_VERSION)?
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("bad format version".into()))?,
+        );
         if version != FORMAT_VERSION {
-            return Err(OpenError::UnsupportedFormat { path: path.clone(), found: version, supported: FORMAT_VERSION });
+            return Err(OpenError::UnsupportedFormat {
+                path: path.clone(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let dir_id = u128::from_le_bytes(get(SHARD_DATA_DIR_ID)?.as_slice().try_into().map_err(|_| corrupt("bad data dir id".into()))?);
+        let dir_id = u128::from_le_bytes(
+            get(SHARD_DATA_DIR_ID)?
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("bad data dir id".into()))?,
+        );
         if dir_id != data_dir_id {
-            return Err(foreign(format!("data directory id {dir_id:032x} differs from meta.redb's {data_dir_id:032x}")));
+            return Err(foreign(format!(
+                "data directory id {dir_id:032x} differs from meta.redb's {data_dir_id:032x}"
+            )));
         }
-        let shard_id = u16::from_le_bytes(get(SHARD_ID)?.as_slice().try_into().map_err(|_| corrupt("bad shard id".into()))?);
+        let shard_id = u16::from_le_bytes(
+            get(SHARD_ID)?
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("bad shard id".into()))?,
+        );
         if shard_id != id.0 {
-            return Err(foreign(format!("file says it is shard {shard_id}, expected {id}")));
+            return Err(foreign(format!(
+                "file says it is shard {shard_id}, expected {id}"
+            )));
         }
     }
     let (last_lsn, first_lsn) = read_lsn(&txn, id)?;
@@ -651,16 +889,68 @@ fn open_shard<C: Command>(dir: &Path, id: ShardId, data_dir_id: u128, config: &S
         .name(format!("shard-{id}-writer"))
         .spawn(move || writer.run(rx))
         .map_err(io_err(&path))?;
-    Ok(Shard { id, db, tx, writer: Mutex::new(Some(handle)), health })
+    Ok(Shard {
+        id,
+        db,
+        tx,
+        writer: Mutex::new(Some(handle)),
+        health,
+    })
 }
 
 /// Opens a redb file with default settings (for the offline checker).
 pub(crate) fn open_redb_at(path: &Path) -> Result<Database, OpenError> {
     if !path.exists() {
-        return Err(OpenError::Corrupt { path: path.to_path_buf(), reason: "file is missing".into() });
+        return Err(OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "file is missing".into(),
+        });
     }
     let mut config = StorageConfig::new(path);
     config.cache_bytes_per_shard = 16 << 20;
     open_redb(path, &config)
 }
 
+/// Change-log page of a shard (see [`Storage::changes`]); takes no routing lock.
+pub(crate) fn changes_of<C: Command>(
+    shard: &Shard<C>,
+    after: Lsn,
+    limit: usize,
+) -> Result<ChangePage, StorageError> {
+    let txn = shard
+        .db
+        .begin_read()
+        .map_err(|e| StorageError::db(shard.id, e))?;
+    let (last_lsn, first_lsn) = read_lsn(&txn, shard.id)?;
+    if after < last_lsn && after + 1 < first_lsn {
+        return Err(StorageError::ChangeLogTrimmed {
+            shard: shard.id,
+            requested: after,
+            first_available: first_lsn,
+        });
+    }
+    let log = txn
+        .open_table(CHANGELOG)
+        .map_err(|e| StorageError::db(shard.id, e))?;
+    let mut entries = Vec::new();
+    for row in log
+        .range(after.saturating_add(1)..)
+        .map_err(|e| StorageError::db(shard.id, e))?
+        .take(limit.min(CHANGES_PAGE_MAX))
+    {
+        let (lsn, bytes) = row.map_err(|e| StorageError::db(shard.id, e))?;
+        let entry: ChangeEntry = envelope::decode(bytes.value())?;
+        if entry.lsn != lsn.value() {
+            return Err(StorageError::db(
+                shard.id,
+                format!(
+                    "change-log entry under key {} says LSN {}",
+                    lsn.value(),
+                    entry.lsn
+                ),
+            ));
+        }
+        entries.push(entry);
+    }
+    Ok(ChangePage { entries, last_lsn })
+}

@@ -37,7 +37,10 @@ pub(crate) struct DataTable<'a, T> {
 
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T> {
     fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let guard = self.table.get(key).map_err(|e| StorageError::db(self.shard, e))?;
+        let guard = self
+            .table
+            .get(key)
+            .map_err(|e| StorageError::db(self.shard, e))?;
         Ok(guard.map(|g| g.value().to_vec()))
     }
 
@@ -48,12 +51,19 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
-        let lower = if inclusive { Bound::Included(start) } else { Bound::Excluded(start) };
+        let lower = if inclusive {
+            Bound::Included(start)
+        } else {
+            Bound::Excluded(start)
+        };
         let upper = match end {
             Some(end) => Bound::Excluded(end),
             None => Bound::Unbounded,
         };
-        let iter = self.table.range::<&[u8]>((lower, upper)).map_err(|e| StorageError::db(self.shard, e))?;
+        let iter = self
+            .table
+            .range::<&[u8]>((lower, upper))
+            .map_err(|e| StorageError::db(self.shard, e))?;
         let mut out = Vec::new();
         for row in iter.take(limit) {
             let (k, v) = row.map_err(|e| StorageError::db(self.shard, e))?;
@@ -77,7 +87,11 @@ pub trait TenantReads {
     }
 
     /// Reads one row.
-    fn get<K: KeyCodec, V: Record>(&self, table: &TableDef<K, V>, key: &K) -> Result<Option<V>, StorageError> {
+    fn get<K: KeyCodec, V: Record>(
+        &self,
+        table: &TableDef<K, V>,
+        key: &K,
+    ) -> Result<Option<V>, StorageError> {
         let physical = physical_key(self.tenant(), table.id, key)?;
         match self.raw().scoped_get(&physical)? {
             Some(bytes) => Ok(Some(envelope::decode(&bytes)?)),
@@ -102,10 +116,17 @@ pub trait TenantReads {
             Some(after) => (physical_key(tenant, table.id, after)?, false),
             None => (start_prefix.clone(), true),
         };
-        let rows = self.raw().scoped_scan(&start, inclusive, end.as_deref(), limit.min(SCAN_ROWS_MAX))?;
+        let rows =
+            self.raw()
+                .scoped_scan(&start, inclusive, end.as_deref(), limit.min(SCAN_ROWS_MAX))?;
         let skip = keys::TABLE_PREFIX_LEN;
         rows.into_iter()
-            .map(|(k, v)| Ok((keys::decode_exact::<K>(&k[skip..])?, envelope::decode::<V>(&v)?)))
+            .map(|(k, v)| {
+                Ok((
+                    keys::decode_exact::<K>(&k[skip..])?,
+                    envelope::decode::<V>(&v)?,
+                ))
+            })
             .collect()
     }
 }
@@ -124,12 +145,19 @@ pub trait RawScoped {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
 }
 
-pub(crate) fn physical_key<K: KeyCodec>(tenant: TenantId, table: u16, key: &K) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn physical_key<K: KeyCodec>(
+    tenant: TenantId,
+    table: u16,
+    key: &K,
+) -> Result<Vec<u8>, StorageError> {
     let mut out = keys::table_prefix(tenant, table);
     key.encode_key(&mut out);
     let len = out.len() - keys::TABLE_PREFIX_LEN;
     if len > KEY_BYTES_MAX {
-        return Err(StorageError::KeyTooLong { len, max: KEY_BYTES_MAX });
+        return Err(StorageError::KeyTooLong {
+            len,
+            max: KEY_BYTES_MAX,
+        });
     }
     Ok(out)
 }
@@ -149,7 +177,10 @@ impl TenantRead {
     }
 
     fn source(&self) -> DataTable<'_, redb::ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        DataTable { shard: self.shard, table: &self.table }
+        DataTable {
+            shard: self.shard,
+            table: &self.table,
+        }
     }
 }
 
@@ -187,18 +218,31 @@ pub struct TenantWrite<'a> {
 
 impl<'a> TenantWrite<'a> {
     pub(crate) fn new(tenant: TenantId, source: &'a dyn RawRead) -> Self {
-        TenantWrite { tenant, source, overlay: BTreeMap::new() }
+        TenantWrite {
+            tenant,
+            source,
+            overlay: BTreeMap::new(),
+        }
     }
 
     /// Writes a row (insert or replace).
-    pub fn put<K: KeyCodec, V: Record>(&mut self, table: &TableDef<K, V>, key: &K, value: &V) -> Result<(), StorageError> {
+    pub fn put<K: KeyCodec, V: Record>(
+        &mut self,
+        table: &TableDef<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), StorageError> {
         let physical = physical_key(self.tenant, table.id, key)?;
         self.overlay.insert(physical, Some(envelope::encode(value)));
         Ok(())
     }
 
     /// Deletes a row; deleting a missing row is not an error.
-    pub fn delete<K: KeyCodec, V: Record>(&mut self, table: &TableDef<K, V>, key: &K) -> Result<(), StorageError> {
+    pub fn delete<K: KeyCodec, V: Record>(
+        &mut self,
+        table: &TableDef<K, V>,
+        key: &K,
+    ) -> Result<(), StorageError> {
         let physical = physical_key(self.tenant, table.id, key)?;
         self.overlay.insert(physical, None);
         Ok(())
@@ -221,7 +265,14 @@ impl<'a> TenantWrite<'a> {
             None => 0,
         };
         let next = current.saturating_add_signed(delta);
-        self.overlay.insert(key, if next == 0 { None } else { Some(next.to_le_bytes().to_vec()) });
+        self.overlay.insert(
+            key,
+            if next == 0 {
+                None
+            } else {
+                Some(next.to_le_bytes().to_vec())
+            },
+        );
         Ok(next)
     }
 
@@ -232,9 +283,9 @@ impl<'a> TenantWrite<'a> {
 }
 
 pub(crate) fn decode_count(bytes: &[u8]) -> Result<u64, StorageError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StorageError::Key(crate::keys::KeyError("blob reference count is not 8 bytes")))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| {
+        StorageError::Key(crate::keys::KeyError("blob reference count is not 8 bytes"))
+    })?;
     Ok(u64::from_le_bytes(array))
 }
 
@@ -258,19 +309,28 @@ impl RawScoped for TenantWrite<'_> {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
-        let lower = if inclusive { Bound::Included(start.to_vec()) } else { Bound::Excluded(start.to_vec()) };
+        let lower = if inclusive {
+            Bound::Included(start.to_vec())
+        } else {
+            Bound::Excluded(start.to_vec())
+        };
         let upper = match end {
             Some(end) => Bound::Excluded(end.to_vec()),
             None => Bound::Unbounded,
         };
-        let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self.overlay.range((lower, upper)).collect();
+        let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> =
+            self.overlay.range((lower, upper)).collect();
         // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
         let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
         let wanted = limit.saturating_add(deleted);
         let base = self.source.raw_scan(start, inclusive, end, wanted)?;
         // When the source was cut short, rows past its last key are unknown: overlay rows there
         // must not jump ahead of source rows that were not fetched.
-        let horizon = if base.len() == wanted { base.last().map(|(k, _)| k.clone()) } else { None };
+        let horizon = if base.len() == wanted {
+            base.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
         for (k, v) in overlay {
             if horizon.as_ref().is_some_and(|h| k > h) {

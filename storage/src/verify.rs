@@ -38,21 +38,37 @@ impl IntegrityReport {
 /// Checks a closed data directory.
 pub fn verify_data_dir(dir: &Path) -> Result<IntegrityReport, OpenError> {
     let lock_path = dir.join("LOCK");
-    let lock = File::options().write(true).open(&lock_path).map_err(|source| OpenError::Io { path: lock_path.clone(), source })?;
+    let lock = File::options()
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| OpenError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
     if lock.try_lock().is_err() {
-        return Err(OpenError::Locked { path: dir.to_path_buf(), lock: lock_path });
+        return Err(OpenError::Locked {
+            path: dir.to_path_buf(),
+            lock: lock_path,
+        });
     }
     let meta_path = dir.join("meta.redb");
     let meta = open_redb_at(&meta_path)?;
     let (_id, shard_ids, buckets, _pending) = load_meta_from(&meta, &meta_path)?;
-    let mut report = IntegrityReport { shards: shard_ids.len(), ..Default::default() };
+    let mut report = IntegrityReport {
+        shards: shard_ids.len(),
+        ..Default::default()
+    };
     for id in shard_ids {
         let path = shard_path(dir, id);
         let mut db = open_redb_at(&path)?;
         match db.check_integrity() {
             Ok(true) => {}
-            Ok(false) => report.problems.push(format!("shard {id}: redb repaired the file on open")),
-            Err(e) => report.problems.push(format!("shard {id}: redb integrity check failed: {e}")),
+            Ok(false) => report
+                .problems
+                .push(format!("shard {id}: redb repaired the file on open")),
+            Err(e) => report
+                .problems
+                .push(format!("shard {id}: redb integrity check failed: {e}")),
         }
         if let Err(e) = check_shard(&db, id, &buckets, &mut report) {
             report.problems.push(format!("shard {id}: {e}"));
@@ -61,7 +77,12 @@ pub fn verify_data_dir(dir: &Path) -> Result<IntegrityReport, OpenError> {
     Ok(report)
 }
 
-fn check_shard(db: &redb::Database, id: ShardId, buckets: &[ShardId], report: &mut IntegrityReport) -> Result<(), Box<dyn std::error::Error>> {
+fn check_shard(
+    db: &redb::Database,
+    id: ShardId,
+    buckets: &[ShardId],
+    report: &mut IntegrityReport,
+) -> Result<(), Box<dyn std::error::Error>> {
     let txn = db.begin_read()?;
     let (last, first) = read_lsn(&txn, id)?;
     let log = txn.open_table(CHANGELOG)?;
@@ -70,19 +91,28 @@ fn check_shard(db: &redb::Database, id: ShardId, buckets: &[ShardId], report: &m
         let (k, v) = row?;
         let lsn = k.value();
         if lsn != expected {
-            report.problems.push(format!("shard {id}: change log has LSN {lsn} where {expected} was expected"));
+            report.problems.push(format!(
+                "shard {id}: change log has LSN {lsn} where {expected} was expected"
+            ));
             expected = lsn;
         }
         match envelope::decode::<ChangeEntry>(v.value()) {
             Ok(entry) if entry.lsn == lsn => {}
-            Ok(entry) => report.problems.push(format!("shard {id}: entry under {lsn} says {}", entry.lsn)),
-            Err(e) => report.problems.push(format!("shard {id}: entry {lsn} does not decode: {e}")),
+            Ok(entry) => report
+                .problems
+                .push(format!("shard {id}: entry under {lsn} says {}", entry.lsn)),
+            Err(e) => report
+                .problems
+                .push(format!("shard {id}: entry {lsn} does not decode: {e}")),
         }
         expected += 1;
         report.changelog_entries += 1;
     }
     if expected != last + 1 {
-        report.problems.push(format!("shard {id}: change log ends at {} but last_lsn is {last}", expected - 1));
+        report.problems.push(format!(
+            "shard {id}: change log ends at {} but last_lsn is {last}",
+            expected - 1
+        ));
     }
     let data = txn.open_table(DATA)?;
     let mut ref_totals: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
@@ -92,20 +122,31 @@ fn check_shard(db: &redb::Database, id: ShardId, buckets: &[ShardId], report: &m
         let parts = match split_physical(k.value()) {
             Ok(p) => p,
             Err(e) => {
-                report.problems.push(format!("shard {id}: malformed key {:02x?}: {e}", k.value()));
+                report
+                    .problems
+                    .push(format!("shard {id}: malformed key {:02x?}: {e}", k.value()));
                 continue;
             }
         };
         if parts.tenant.bucket() != parts.bucket {
-            report.problems.push(format!("shard {id}: tenant {} stored under bucket {}", parts.tenant, parts.bucket));
+            report.problems.push(format!(
+                "shard {id}: tenant {} stored under bucket {}",
+                parts.tenant, parts.bucket
+            ));
         }
         if buckets.get(usize::from(parts.bucket.0)) != Some(&id) {
-            report.problems.push(format!("shard {id}: holds a row of bucket {} which is mapped elsewhere", parts.bucket));
+            report.problems.push(format!(
+                "shard {id}: holds a row of bucket {} which is mapped elsewhere",
+                parts.bucket
+            ));
         }
         if parts.table == BLOB_REF_TABLE_ID {
             *ref_totals.entry(parts.key.to_vec()).or_default() += decode_count(v.value())?;
         } else if let Err(e) = envelope::peek(v.value()) {
-            report.problems.push(format!("shard {id}: record under {:02x?} is not an envelope: {e}", k.value()));
+            report.problems.push(format!(
+                "shard {id}: record under {:02x?} is not an envelope: {e}",
+                k.value()
+            ));
         }
     }
     let totals = txn.open_table(BLOB_TOTALS)?;
@@ -115,7 +156,9 @@ fn check_shard(db: &redb::Database, id: ShardId, buckets: &[ShardId], report: &m
         stored.insert(k.value().to_vec(), v.value());
     }
     if stored != ref_totals {
-        report.problems.push(format!("shard {id}: blob totals disagree with the reference rows"));
+        report.problems.push(format!(
+            "shard {id}: blob totals disagree with the reference rows"
+        ));
     }
     Ok(())
 }
