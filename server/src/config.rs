@@ -137,12 +137,12 @@ pub struct FlagOverrides {
 /// The configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid configuration: {}", ProblemList(problems))]
+    #[error("invalid configuration:{}", ProblemList(problems))]
     Invalid { problems: Vec<ConfigProblem> },
 }
 
@@ -154,15 +154,27 @@ pub struct ConfigProblem {
     pub reason: String,
     /// The layer that set the value, such as `environment variable MERCATO_LISTEN`.
     pub origin: Option<String>,
+    /// When the problem is caused by another key's value (`tls.key` missing because
+    /// `tls.cert` is set), that key; `origin` is then where it was set.
+    pub cause_key: Option<String>,
 }
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.reason)?;
-        if let Some(origin) = &self.origin {
-            write!(f, " (set by {origin})")?;
+        match (self.key.is_empty(), &self.origin) {
+            // A problem with a whole layer, such as a TOML syntax error.
+            (true, Some(origin)) => write!(f, "{origin}: {}", self.reason.trim_end()),
+            (true, None) => write!(f, "{}", self.reason.trim_end()),
+            (false, Some(origin)) => match &self.cause_key {
+                Some(cause_key) => write!(
+                    f,
+                    "`{}`: {} ({cause_key} set by {origin})",
+                    self.key, self.reason
+                ),
+                None => write!(f, "`{}`: {} (set by {origin})", self.key, self.reason),
+            },
+            (false, None) => write!(f, "`{}`: {}", self.key, self.reason),
         }
-        Ok(())
     }
 }
 
@@ -171,7 +183,7 @@ struct ProblemList<'a>(&'a [ConfigProblem]);
 impl fmt::Display for ProblemList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            [one] => write!(f, "{one}"),
+            [one] => write!(f, " {one}"),
             many => {
                 for problem in many {
                     write!(f, "\n  {problem}")?;
@@ -280,14 +292,21 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn refuse(&mut self, key: &str, reason: String) {
+        self.refuse_because_of(key, key, reason);
+    }
+
+    /// Refuses `key` because of the value of `cause_key`, naming the layer that set the latter.
+    fn refuse_because_of(&mut self, key: &str, cause_key: &str, reason: String) {
         let origin = self
             .figment
-            .find_metadata(key)
-            .map(|metadata| origin_of(metadata, key));
+            .find_metadata(cause_key)
+            .map(|metadata| origin_of(metadata, cause_key));
+        let cause_key = (cause_key != key).then(|| cause_key.to_owned());
         self.problems.push(ConfigProblem {
             key: key.to_owned(),
             reason,
             origin,
+            cause_key,
         });
     }
 
@@ -365,11 +384,19 @@ impl RawConfig {
                 TlsMode::Files { cert, key }
             }
             (Some(_), None, _) => {
-                check.refuse("tls.key", "must be set when tls.cert is set".to_owned());
+                check.refuse_because_of(
+                    "tls.key",
+                    "tls.cert",
+                    "must be set when tls.cert is set".to_owned(),
+                );
                 TlsMode::Off
             }
             (None, Some(_), _) => {
-                check.refuse("tls.cert", "must be set when tls.key is set".to_owned());
+                check.refuse_because_of(
+                    "tls.cert",
+                    "tls.key",
+                    "must be set when tls.key is set".to_owned(),
+                );
                 TlsMode::Off
             }
             (Some(_), Some(_), true) => {
@@ -664,6 +691,7 @@ fn problem_from_figment(error: figment::Error) -> ConfigProblem {
         key,
         reason,
         origin,
+        cause_key: None,
     }
 }
 

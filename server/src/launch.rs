@@ -41,7 +41,7 @@ pub enum LaunchError {
     Engine(#[from] EngineError),
     #[error("cannot use the listening socket: {0}")]
     Listener(std::io::Error),
-    #[error("a start-up task failed unexpectedly: {0}")]
+    #[error("a start-up task failed unexpectedly")]
     Task(#[from] tokio::task::JoinError),
 }
 
@@ -52,7 +52,7 @@ pub enum ServeError {
     Http(std::io::Error),
     #[error("the storage did not shut down cleanly: {0}")]
     EngineShutdown(EngineError),
-    #[error("a server task failed unexpectedly: {0}")]
+    #[error("a server task failed unexpectedly")]
     Task(#[from] tokio::task::JoinError),
 }
 
@@ -175,10 +175,11 @@ where
                     "shutting down: draining requests in flight"
                 );
                 state.lifecycle.begin_shutdown();
+                let drain_started = std::time::Instant::now();
                 handle.graceful_shutdown(Some(grace));
                 let served = serving.await;
                 tracing::info!(
-                    connections_cut = handle.connection_count(),
+                    drain_ms = drain_started.elapsed().as_millis() as u64,
                     "HTTP server stopped"
                 );
                 served

@@ -6,6 +6,7 @@
 
 use crate::config::{LogConfig, LogFormat};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -40,7 +41,7 @@ pub enum TelemetryError {
     Metrics(String),
     #[error("cannot install the log subscriber: {0}")]
     Logs(String),
-    #[error("invalid log filter in RUST_LOG: {0}")]
+    #[error("invalid log filter {0}")]
     LogFilter(String),
 }
 
@@ -94,6 +95,14 @@ fn describe_metrics() {
     );
     describe_gauge!("mercato_shards_open", "Shards currently open.");
     describe_gauge!(
+        crate::connection::CONNECTIONS_OPEN,
+        "HTTP connections currently open."
+    );
+    describe_counter!(
+        crate::connection::CONNECTIONS_REFUSED_TOTAL,
+        "HTTP connections closed at once because http.connections_max were open."
+    );
+    describe_gauge!(
         "mercato_build_info",
         "Always 1; the labels describe the running build."
     );
@@ -117,16 +126,20 @@ pub fn spawn_metrics_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle
 /// "listening on" line). `RUST_LOG`, when set, replaces `log.level`.
 pub fn init_logs(config: &LogConfig) -> Result<(), TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
-            .parse(&directives)
-            .map_err(|error| TelemetryError::LogFilter(format!("`{directives}`: {error}")))?,
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::builder().parse(&directives).map_err(|error| {
+                TelemetryError::LogFilter(format!("`{directives}` in RUST_LOG: {error}"))
+            })?
+        }
         _ => EnvFilter::builder()
             .parse(&config.filter)
             .map_err(|error| TelemetryError::LogFilter(format!("`{}`: {error}", config.filter)))?,
     };
+    // Colours only for a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match config.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

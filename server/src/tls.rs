@@ -17,12 +17,12 @@ const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read TLS certificate file {} (tls.cert): {source}", path.display())]
+    #[error("cannot read TLS certificate file {} (tls.cert)", path.display())]
     ReadCert {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read TLS key file {} (tls.key): {source}", path.display())]
+    #[error("cannot read TLS key file {} (tls.key)", path.display())]
     ReadKey {
         path: PathBuf,
         source: std::io::Error,
@@ -31,9 +31,9 @@ pub enum TlsError {
     BadCert { path: PathBuf, reason: String },
     #[error("TLS key file {} (tls.key) does not hold one PEM private key: {reason}", path.display())]
     BadKey { path: PathBuf, reason: String },
-    #[error("cannot generate a self-signed certificate: {0}")]
+    #[error("cannot generate a self-signed certificate")]
     SelfSigned(#[from] rcgen::Error),
-    #[error("the TLS certificate and key do not form a usable configuration: {0}")]
+    #[error("the TLS certificate and key do not form a usable configuration")]
     Rustls(#[from] rustls::Error),
 }
 
