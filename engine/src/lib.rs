@@ -1,1 +1,125 @@
-//! placeholder
+//! Mercato's domain engine: the marketplace and verification domain on top of the storage
+//! engine and the search index.
+//!
+//! The engine owns the command type that every write of the appliance goes through
+//! ([`Command`]), the logical tables of the domain ([`tables`]) and the operations the HTTP
+//! server calls. It has no HTTP dependency: the server converts its types at the edge.
+//!
+//! ```no_run
+//! use mercato_engine::{Engine, EngineConfig};
+//! # fn main() -> Result<(), mercato_engine::EngineError> {
+//! let engine = Engine::open(EngineConfig::new("./mercato-data"))?;
+//! engine.check_writable()?;
+//! engine.shutdown()?;
+//! # Ok(()) }
+//! ```
+
+mod command;
+pub mod tables;
+
+pub use command::{Command, CommandOutput, CreateTenant, Rejection};
+pub use mercato_storage::{ShardId, TenantId};
+
+use mercato_storage::{ExecuteError, OpenError, Storage, StorageConfig, StorageError, TenantReads};
+use std::path::PathBuf;
+
+/// How the engine opens its data directory.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Shards created with a new data directory (ignored for an existing one).
+    pub shards_initial: u16,
+    /// Group-commit bounds per shard writer.
+    pub commit_batch_count_max: u32,
+    pub commit_batch_bytes_max: u64,
+    /// Commands waiting per shard before writes are refused as overloaded.
+    pub pending_commands_max: u32,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let defaults = StorageConfig::new(PathBuf::new());
+        EngineConfig {
+            data_dir: data_dir.into(),
+            shards_initial: defaults.shards_initial,
+            commit_batch_count_max: defaults.batch_count_max as u32,
+            commit_batch_bytes_max: defaults.batch_bytes_max as u64,
+            pending_commands_max: defaults.pending_commands_max,
+        }
+    }
+
+    fn storage_config(&self) -> StorageConfig {
+        let mut config = StorageConfig::new(&self.data_dir);
+        config.shards_initial = self.shards_initial;
+        config.batch_count_max = self.commit_batch_count_max as usize;
+        config.batch_bytes_max = usize::try_from(self.commit_batch_bytes_max).unwrap_or(usize::MAX);
+        config.pending_commands_max = self.pending_commands_max;
+        config
+    }
+}
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("rejected: {0}")]
+    Rejected(Rejection),
+}
+
+impl From<ExecuteError<Rejection>> for EngineError {
+    fn from(e: ExecuteError<Rejection>) -> Self {
+        match e {
+            ExecuteError::Rejected(r) => EngineError::Rejected(r),
+            ExecuteError::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+/// The marketplace engine. Share it as `Arc<Engine>`.
+pub struct Engine {
+    storage: Storage<Command>,
+}
+
+impl Engine {
+    /// Opens or creates the data directory. Blocking: call it off the async runtime.
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let storage = Storage::open(config.storage_config())?;
+        Ok(Engine { storage })
+    }
+
+    /// The storage engine underneath (for operations tooling and tests).
+    pub fn storage(&self) -> &Storage<Command> {
+        &self.storage
+    }
+
+    /// Ok when storage is open and a durable write through every shard's writer succeeds.
+    /// Blocking.
+    pub fn check_writable(&self) -> Result<(), EngineError> {
+        Ok(self.storage.check_writable()?)
+    }
+
+    /// Lets every shard writer finish what it has and stops them. Blocking; idempotent.
+    pub fn shutdown(&self) -> Result<(), EngineError> {
+        Ok(self.storage.close()?)
+    }
+
+    /// Registers a tenant's profile in its shard.
+    pub async fn create_tenant(&self, command: CreateTenant) -> Result<(), EngineError> {
+        self.storage.execute(Command::CreateTenant(command)).await?;
+        Ok(())
+    }
+
+    /// A tenant's profile, if the tenant exists.
+    pub fn tenant_profile(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<tables::TenantProfile>, EngineError> {
+        Ok(self
+            .storage
+            .read(tenant)?
+            .get(&tables::TENANT_PROFILE, &())?)
+    }
+}

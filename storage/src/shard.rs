@@ -34,16 +34,38 @@ pub struct WriterLimits {
     pub changelog_retain_entries_min: u64,
 }
 
+/// Where a writer sends an answer: to an async caller or to a blocked thread. (tokio's
+/// `blocking_recv` panics when called on a runtime thread, so blocking callers get a channel
+/// that merely blocks.)
+pub(crate) enum Reply<T> {
+    Async(oneshot::Sender<T>),
+    Blocking(crossbeam_channel::Sender<T>),
+}
+
+impl<T> Reply<T> {
+    /// A caller that went away (timed out, cancelled) is not an error.
+    pub(crate) fn send(self, value: T) {
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(value);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(value);
+            }
+        }
+    }
+}
+
 /// Work for a shard writer.
 pub(crate) enum Op<C: Command> {
     Command {
         command: C,
         encoded: Vec<u8>,
-        reply: oneshot::Sender<Result<C::Output, ExecuteError<C::Rejection>>>,
+        reply: Reply<Result<C::Output, ExecuteError<C::Rejection>>>,
     },
     Internal {
         op: InternalOp,
-        reply: oneshot::Sender<Result<InternalOutput, StorageError>>,
+        reply: Reply<Result<InternalOutput, StorageError>>,
     },
     Shutdown,
 }
@@ -108,11 +130,11 @@ impl ShardHealth {
 
 enum Done<C: Command> {
     Command {
-        reply: oneshot::Sender<Result<C::Output, ExecuteError<C::Rejection>>>,
+        reply: Reply<Result<C::Output, ExecuteError<C::Rejection>>>,
         result: Result<C::Output, ExecuteError<C::Rejection>>,
     },
     Internal {
-        reply: oneshot::Sender<Result<InternalOutput, StorageError>>,
+        reply: Reply<Result<InternalOutput, StorageError>>,
         result: Result<InternalOutput, StorageError>,
     },
 }
@@ -126,10 +148,10 @@ impl<C: Command> Done<C> {
                     Err(ExecuteError::Rejected(r)) => Err(ExecuteError::Rejected(r)),
                     _ => Err(ExecuteError::Storage(error())),
                 };
-                let _ = reply.send(result);
+                reply.send(result);
             }
             Done::Internal { reply, .. } => {
-                let _ = reply.send(Err(error()));
+                reply.send(Err(error()));
             }
         }
     }
@@ -137,10 +159,10 @@ impl<C: Command> Done<C> {
     fn send(self) {
         match self {
             Done::Command { reply, result } => {
-                let _ = reply.send(result);
+                reply.send(result);
             }
             Done::Internal { reply, result } => {
-                let _ = reply.send(result);
+                reply.send(result);
             }
         }
     }
@@ -490,10 +512,10 @@ impl Writer {
 fn fail_op<C: Command>(op: Op<C>, error: impl Fn() -> StorageError) {
     match op {
         Op::Command { reply, .. } => {
-            let _ = reply.send(Err(ExecuteError::Storage(error())));
+            reply.send(Err(ExecuteError::Storage(error())));
         }
         Op::Internal { reply, .. } => {
-            let _ = reply.send(Err(error()));
+            reply.send(Err(error()));
         }
         Op::Shutdown => {}
     }

@@ -7,7 +7,7 @@ use crate::error::{ExecuteError, OpenError, StorageError};
 use crate::fault::{FaultInjector, FaultyBackend};
 use crate::ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId};
 use crate::shard::{
-    InternalOp, InternalOutput, Op, ShardHealth, Writer, WriterLimits, WriterMetrics,
+    InternalOp, InternalOutput, Op, Reply, ShardHealth, Writer, WriterLimits, WriterMetrics,
 };
 use crate::tables::*;
 use crate::txn::TenantRead;
@@ -347,15 +347,14 @@ impl<C: Command> Storage<C> {
     fn submit(
         &self,
         command: C,
-        block: bool,
-    ) -> Result<oneshot::Receiver<Result<C::Output, ExecuteError<C::Rejection>>>, StorageError>
-    {
+        reply: Reply<Result<C::Output, ExecuteError<C::Rejection>>>,
+    ) -> Result<(), StorageError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
         let encoded = envelope::encode(&command);
         let bucket = command.tenant().bucket();
-        let (reply, rx) = oneshot::channel();
+        let block = matches!(reply, Reply::Blocking(_));
         let op = Op::Command {
             command,
             encoded,
@@ -382,13 +381,14 @@ impl<C: Command> Storage<C> {
                 TrySendError::Disconnected(_) => StorageError::Closed,
             })?;
         }
-        Ok(rx)
+        Ok(())
     }
 
     /// Applies a command through its shard's writer and returns once it is durable.
     /// Refuses with `Overloaded` instead of waiting when the shard's queue is full.
     pub async fn execute(&self, command: C) -> Result<C::Output, ExecuteError<C::Rejection>> {
-        let rx = self.submit(command, false)?;
+        let (reply, rx) = oneshot::channel();
+        self.submit(command, Reply::Async(reply))?;
         rx.await
             .map_err(|_| ExecuteError::Storage(StorageError::Closed))?
     }
@@ -396,8 +396,9 @@ impl<C: Command> Storage<C> {
     /// Blocking form of [`Storage::execute`], for threads outside an async runtime; waits for
     /// room in the queue instead of refusing.
     pub fn execute_blocking(&self, command: C) -> Result<C::Output, ExecuteError<C::Rejection>> {
-        let rx = self.submit(command, true)?;
-        rx.blocking_recv()
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.submit(command, Reply::Blocking(reply))?;
+        rx.recv()
             .map_err(|_| ExecuteError::Storage(StorageError::Closed))?
     }
 
@@ -406,12 +407,13 @@ impl<C: Command> Storage<C> {
         shard: &Shard<C>,
         op: InternalOp,
     ) -> Result<InternalOutput, StorageError> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let reply = Reply::Blocking(reply);
         shard
             .tx
             .send(Op::Internal { op, reply })
             .map_err(|_| StorageError::Closed)?;
-        rx.blocking_recv().map_err(|_| StorageError::Closed)?
+        rx.recv().map_err(|_| StorageError::Closed)?
     }
 
     /// A read snapshot of one tenant's data. Never waits for writers.
