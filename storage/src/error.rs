@@ -63,7 +63,7 @@ pub enum StorageError {
     #[error("no such shard {0}")]
     NoSuchShard(ShardId),
     #[error("blob store: {0}")]
-    Blob(String),
+    Blob(#[from] crate::blob::BlobError),
     #[error("resharding: {0}")]
     Reshard(String),
     #[error("meta database: {0}")]

@@ -54,6 +54,7 @@ pub mod tables;
 mod txn;
 mod verify;
 
+pub use blob::{BlobHash, BlobPut};
 pub use changelog::{ChangeEntry, ChangeKind, ChangePage, ChangedRow};
 pub use command::Command;
 pub use envelope::{EnvelopeError, Record};
@@ -61,6 +62,6 @@ pub use error::{ApplyError, ExecuteError, OpenError, StorageError};
 pub use fault::FaultInjector;
 pub use ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId, stable_hash};
 pub use keys::{KeyCodec, TableDef};
-pub use storage::{Storage, StorageConfig};
+pub use storage::{BlobGcReport, Storage, StorageConfig};
 pub use txn::{SCAN_ROWS_MAX, TenantRead, TenantReads, TenantWrite};
 pub use verify::{IntegrityReport, verify_data_dir};

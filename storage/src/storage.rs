@@ -1,5 +1,6 @@
 //! The data directory: opening, routing tenants to shards, and the public operations.
 
+use crate::blob::{BlobHash, BlobPut, BlobStore};
 use crate::changelog::{CHANGES_PAGE_MAX, ChangeEntry, ChangePage, READER_NAME_BYTES_MAX};
 use crate::command::Command;
 use crate::envelope::{self, Record};
@@ -10,7 +11,7 @@ use crate::shard::{
     InternalOp, InternalOutput, Op, Reply, ShardHealth, Writer, WriterLimits, WriterMetrics,
 };
 use crate::tables::*;
-use crate::txn::TenantRead;
+use crate::txn::{TenantRead, TenantReads};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 /// Default number of shards of a new data directory.
@@ -96,6 +98,13 @@ impl StorageConfig {
     }
 }
 
+/// What [`Storage::collect_blob_garbage`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BlobGcReport {
+    pub examined: u64,
+    pub deleted: u64,
+}
+
 /// A shard's entry in `meta.redb`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct ShardRecord {
@@ -148,6 +157,8 @@ pub(crate) struct Inner<C: Command> {
     pub routing: RwLock<Routing<C>>,
     /// One resharding operation at a time.
     pub reshard_lock: Mutex<()>,
+    /// Blob files of every shard, shared so that a bucket move never has to copy files.
+    pub blobs: BlobStore,
     closed: AtomicBool,
     _lock: File,
 }
@@ -280,6 +291,11 @@ impl<C: Command> Storage<C> {
 
         let meta_path = dir.join("meta.redb");
         let meta = open_redb(&meta_path, &config)?;
+        let blobs_dir = dir.join("blobs");
+        let blobs = BlobStore::open(&blobs_dir).map_err(|e| OpenError::Corrupt {
+            path: blobs_dir.clone(),
+            reason: e.to_string(),
+        })?;
         let read = meta
             .begin_read()
             .map_err(|e| StorageError::Meta(e.to_string()))?;
@@ -303,6 +319,7 @@ impl<C: Command> Storage<C> {
                 meta,
                 routing: RwLock::new(Routing { buckets, shards }),
                 reshard_lock: Mutex::new(()),
+                blobs,
                 closed: AtomicBool::new(false),
                 _lock: lock,
             }),
@@ -494,6 +511,69 @@ impl<C: Command> Storage<C> {
             .begin_read()
             .map_err(|e| StorageError::db(shard.id, e))?;
         read_readers(&txn, shard.id)
+    }
+
+    /// Writes a blob file (compressed, fsynced) before the command that references it is
+    /// submitted. The same bytes are stored once. Blocking.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobPut, StorageError> {
+        Ok(self.inner.blobs.put(bytes)?)
+    }
+
+    /// A blob's bytes, if `tenant` holds a reference to it (a tenant cannot read blobs by
+    /// guessing hashes). Blocking.
+    pub fn read_blob(
+        &self,
+        tenant: TenantId,
+        hash: &BlobHash,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        if self.read(tenant)?.blob_ref_count(hash)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.blobs.get(hash)?))
+    }
+
+    /// Deletes blob files that no shard references and that were not written or touched
+    /// within `grace`. Blocking; bounded by the number of files.
+    pub fn collect_blob_garbage(&self, grace: Duration) -> Result<BlobGcReport, StorageError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let shards: Vec<_> = self.inner.routing.read().shards.values().cloned().collect();
+        let mut snapshots = Vec::with_capacity(shards.len());
+        for shard in &shards {
+            let txn = shard
+                .db
+                .begin_read()
+                .map_err(|e| StorageError::db(shard.id, e))?;
+            let totals = txn
+                .open_table(BLOB_TOTALS)
+                .map_err(|e| StorageError::db(shard.id, e))?;
+            snapshots.push((shard.id, totals));
+        }
+        let mut report = BlobGcReport::default();
+        for entry in self.inner.blobs.list() {
+            let (hash, modified) = entry?;
+            report.examined += 1;
+            if modified > cutoff {
+                continue;
+            }
+            let mut referenced = false;
+            for (id, totals) in &snapshots {
+                if totals
+                    .get(hash.as_bytes().as_slice())
+                    .map_err(|e| StorageError::db(*id, e))?
+                    .is_some()
+                {
+                    referenced = true;
+                    break;
+                }
+            }
+            if !referenced && self.inner.blobs.delete_if_unmodified_since(&hash, cutoff)? {
+                report.deleted += 1;
+            }
+        }
+        metrics::counter!("mercato_blobs_collected_total").increment(report.deleted);
+        Ok(report)
     }
 
     /// Proves every shard is writable with one durable write through each writer.

@@ -4,6 +4,7 @@
 //! writes through a handle bound to one tenant, and every key the handle builds starts with that
 //! tenant's prefix, so no command and no read can reach another tenant's rows.
 
+use crate::blob::BlobHash;
 use crate::envelope::{self, Record};
 use crate::error::StorageError;
 use crate::ids::{Lsn, ShardId, TenantId};
@@ -96,6 +97,15 @@ pub trait TenantReads {
         match self.raw().scoped_get(&physical)? {
             Some(bytes) => Ok(Some(envelope::decode(&bytes)?)),
             None => Ok(None),
+        }
+    }
+
+    /// How many references this tenant holds on a blob (0: none, and the tenant may not read it).
+    fn blob_ref_count(&self, hash: &BlobHash) -> Result<u64, StorageError> {
+        let key = physical_key(self.tenant(), BLOB_REF_TABLE_ID, hash.as_bytes())?;
+        match self.raw().scoped_get(&key)? {
+            Some(bytes) => decode_count(&bytes),
+            None => Ok(0),
         }
     }
 
@@ -248,18 +258,20 @@ impl<'a> TenantWrite<'a> {
         Ok(())
     }
 
-    /// Adds one reference from this tenant to a blob already written to the shard's blob store.
-    pub fn blob_ref_add(&mut self, hash: [u8; 32]) -> Result<u64, StorageError> {
+    /// Adds one reference from this tenant to a blob. The blob must have been written with
+    /// `Storage::put_blob` within the garbage-collection grace period, or be referenced already
+    /// (by any tenant): otherwise the collector may have removed its file.
+    pub fn blob_ref_add(&mut self, hash: &BlobHash) -> Result<u64, StorageError> {
         self.blob_ref_adjust(hash, 1)
     }
 
     /// Drops one reference; at zero the row disappears and the blob becomes collectable.
-    pub fn blob_ref_remove(&mut self, hash: [u8; 32]) -> Result<u64, StorageError> {
+    pub fn blob_ref_remove(&mut self, hash: &BlobHash) -> Result<u64, StorageError> {
         self.blob_ref_adjust(hash, -1)
     }
 
-    fn blob_ref_adjust(&mut self, hash: [u8; 32], delta: i64) -> Result<u64, StorageError> {
-        let key = physical_key(self.tenant, BLOB_REF_TABLE_ID, &hash)?;
+    fn blob_ref_adjust(&mut self, hash: &BlobHash, delta: i64) -> Result<u64, StorageError> {
+        let key = physical_key(self.tenant, BLOB_REF_TABLE_ID, hash.as_bytes())?;
         let current = match self.scoped_get(&key)? {
             Some(bytes) => decode_count(&bytes)?,
             None => 0,

@@ -93,10 +93,11 @@ impl Command for Kv {
                 tx.put(&COUNTERS, &from, &Counter(from_balance - amount))?;
             }
             Kv::BlobRef { hash, add, .. } => {
+                let hash = BlobHash::from_bytes(hash);
                 if add {
-                    tx.blob_ref_add(hash)?;
+                    tx.blob_ref_add(&hash)?;
                 } else {
-                    tx.blob_ref_remove(hash)?;
+                    tx.blob_ref_remove(&hash)?;
                 }
             }
         }
