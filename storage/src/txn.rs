@@ -17,6 +17,9 @@ use std::ops::Bound;
 /// Upper bound on rows returned by one scan.
 pub const SCAN_ROWS_MAX: usize = 10_000;
 
+/// A physical key and its stored bytes.
+pub type RawRow = (Vec<u8>, Vec<u8>);
+
 /// Raw access to a shard's `data` table, from a read or a write transaction.
 pub(crate) trait RawRead {
     fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
@@ -27,7 +30,7 @@ pub(crate) trait RawRead {
         inclusive: bool,
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    ) -> Result<Vec<RawRow>, StorageError>;
 }
 
 /// A `data` table of either transaction kind, with its shard for error messages.
@@ -51,7 +54,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
         inclusive: bool,
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    ) -> Result<Vec<RawRow>, StorageError> {
         let lower = if inclusive {
             Bound::Included(start)
         } else {
@@ -152,7 +155,7 @@ pub trait RawScoped {
         inclusive: bool,
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    ) -> Result<Vec<RawRow>, StorageError>;
 }
 
 pub(crate) fn physical_key<K: KeyCodec>(
@@ -207,7 +210,7 @@ impl RawScoped for TenantRead {
         inclusive: bool,
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    ) -> Result<Vec<RawRow>, StorageError> {
         self.source().raw_scan(start, inclusive, end, limit)
     }
 }
@@ -320,7 +323,7 @@ impl RawScoped for TenantWrite<'_> {
         inclusive: bool,
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    ) -> Result<Vec<RawRow>, StorageError> {
         let lower = if inclusive {
             Bound::Included(start.to_vec())
         } else {
