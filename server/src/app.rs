@@ -126,7 +126,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
-    tracing::debug!(route = %route, method, status = %status, latency_ms = elapsed.as_secs_f64() * 1e3, "request");
+    tracing::debug!(route = %route, method, status = response.status().as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
     let labels = [
         ("route", route),
         ("method", method.to_owned()),

@@ -240,3 +240,194 @@ async fn ctrl_c() {
         std::future::pending::<()>().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSources, FlagOverrides};
+    use std::path::Path;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+
+    fn config(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Config {
+        let flags = FlagOverrides {
+            data_dir: Some(data_dir.to_owned()),
+            ..FlagOverrides::default()
+        };
+        let mut config = Config::load(&ConfigSources {
+            flags,
+            ..ConfigSources::default()
+        })
+        .expect("config");
+        adjust(&mut config);
+        config
+    }
+
+    async fn start(config: Config) -> (RunningServer, oneshot::Sender<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = launch_with_listener(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("launch");
+        (server, stop)
+    }
+
+    /// One HTTP/1.1 request on a fresh connection; the whole response as text.
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
+    /// Whether the server closes `stream` (EOF or reset) within `within`.
+    async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+        let mut buffer = [0u8; 64];
+        match tokio::time::timeout(within, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_then_stops_and_releases_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server, stop) = start(config(dir.path(), |_| {})).await;
+        assert!(server.url().starts_with("http://127.0.0.1:"));
+        let response = get(server.local_addr(), "/readyz").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+        stop.send(()).expect("server running");
+        tokio::time::timeout(Duration::from_secs(30), server.wait())
+            .await
+            .expect("stops in time")
+            .expect("clean stop");
+
+        // The engine was shut down: the same data directory opens again.
+        let (server, stop) = start(config(dir.path(), |_| {})).await;
+        assert!(get(server.local_addr(), "/healthz").await.ends_with("ok"));
+        stop.send(()).expect("server running");
+        server.wait().await.expect("clean stop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_is_bounded_by_the_grace_period_with_connections_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server, stop) = start(config(dir.path(), |config| {
+            config.shutdown_grace = Duration::from_millis(300);
+            config.http.header_read_timeout = Duration::from_secs(60);
+        }))
+        .await;
+        // A connection in the middle of sending its request headers.
+        let mut idle = TcpStream::connect(server.local_addr())
+            .await
+            .expect("connect");
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let started = std::time::Instant::now();
+        stop.send(()).expect("server running");
+        tokio::time::timeout(Duration::from_secs(10), server.wait())
+            .await
+            .expect("stops in time")
+            .expect("clean stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "shutdown took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_connections_are_closed_after_the_header_read_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server, stop) = start(config(dir.path(), |config| {
+            config.http.header_read_timeout = Duration::from_millis(300);
+        }))
+        .await;
+        // Regression: protocol detection waited forever for the first bytes of a connection.
+        let mut silent = TcpStream::connect(server.local_addr())
+            .await
+            .expect("connect");
+        assert!(
+            closed_by_server(&mut silent, Duration::from_secs(5)).await,
+            "silent connection kept open"
+        );
+        stop.send(()).expect("server running");
+        server.wait().await.expect("clean stop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_beyond_the_limit_are_closed_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (server, stop) = start(config(dir.path(), |config| {
+            config.http.connections_max = 1;
+            config.http.header_read_timeout = Duration::from_secs(60);
+        }))
+        .await;
+        let addr = server.local_addr();
+        let holder = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let mut refused = TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            closed_by_server(&mut refused, Duration::from_secs(5)).await,
+            "second connection was admitted"
+        );
+
+        // Once the first connection goes, a new one is served.
+        drop(holder);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let response = get(addr, "/healthz").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+        stop.send(()).expect("server running");
+        server.wait().await.expect("clean stop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_fails_during_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Arc::new(
+            Engine::open(EngineConfig {
+                data_dir: dir.path().to_owned(),
+                shards_initial: 2,
+                commit_batch_count_max: 16,
+                commit_batch_bytes_max: 1 << 20,
+                pending_commands_max: 16,
+            })
+            .expect("open"),
+        );
+        let state = AppState::new(
+            engine.clone(),
+            telemetry::metrics_handle().expect("metrics"),
+        );
+        let app = app::router(state.clone(), &config(dir.path(), |_| {}).http);
+        let request = || {
+            axum::http::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        use tower::ServiceExt;
+        let response = app.clone().oneshot(request()).await.expect("infallible");
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        state.lifecycle.begin_shutdown();
+        let response = app.oneshot(request()).await.expect("infallible");
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["code"], "shutting_down");
+        engine.shutdown().expect("engine shutdown");
+    }
+}

@@ -308,11 +308,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn internal_errors_hide_their_cause() {
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
         let response =
             ApiError::internal(std::io::Error::other("disk secret /var/x")).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(is_problem(&response));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["code"], "internal");
+        assert!(
+            !body.to_string().contains("secret"),
+            "cause leaked to the client: {body}"
+        );
     }
 }

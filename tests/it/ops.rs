@@ -121,3 +121,50 @@ async fn metrics_expose_http_and_storage_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn json_log_format_writes_one_object_per_line() {
+    let app = crate::support::spawn_app_with(crate::support::SpawnOptions {
+        env: vec![
+            ("MERCATO_LOG_FORMAT".into(), "json".into()),
+            ("MERCATO_LOG_LEVEL".into(), "debug".into()),
+        ],
+        ..crate::support::SpawnOptions::default()
+    });
+    let response = app
+        .client()
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    // The request log line is written after the response; give it a moment to reach the pipe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stderr = loop {
+        let stderr = app.stderr();
+        if stderr.contains("\"route\":\"/healthz\"") || std::time::Instant::now() > deadline {
+            break stderr;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(
+            object["level"].is_string() && object["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    let request_log = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|object| object["route"] == "/healthz")
+        .unwrap_or_else(|| panic!("no debug request log for /healthz in:\n{stderr}"));
+    assert_eq!(request_log["status"], 200);
+    assert_eq!(request_log["method"], "GET");
+}
