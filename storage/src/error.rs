@@ -44,6 +44,8 @@ pub enum StorageError {
     ShardFailed { shard: ShardId, reason: String },
     #[error("shard {shard}: write queue is full ({pending_max} pending commands); retry later")]
     Overloaded { shard: ShardId, pending_max: u32 },
+    #[error("shard {shard}: the command panicked while being applied; nothing of it was written")]
+    CommandPanicked { shard: ShardId },
     #[error("storage is closed")]
     Closed,
     #[error("corrupt record: {0}")]

@@ -21,6 +21,7 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 use redb::{Database, Durability, ReadableTable, Table};
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -333,11 +334,21 @@ impl Writer {
                                 table: &*tables.data,
                             };
                             let mut handle = TenantWrite::new(tenant, &source);
-                            let result = command.apply(&mut handle);
+                            // A bug that panics inside one command must not take the shard's
+                            // writer down: the command fails alone, its overlay is dropped.
+                            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                command.apply(&mut handle)
+                            }));
                             (result, handle.into_overlay())
                         };
                         let result = match result {
-                            Ok(output) => {
+                            Err(_panic) => {
+                                tracing::error!(shard = %shard, %tenant, "command panicked; it was dropped");
+                                Err(ExecuteError::Storage(StorageError::CommandPanicked {
+                                    shard,
+                                }))
+                            }
+                            Ok(Ok(output)) => {
                                 let prefix = keys::tenant_prefix(tenant);
                                 if let Some(stray) =
                                     overlay.keys().find(|k| !k.starts_with(&prefix))
@@ -361,10 +372,10 @@ impl Writer {
                                 )?;
                                 Ok(output)
                             }
-                            Err(ApplyError::Rejected(rejection)) => {
+                            Ok(Err(ApplyError::Rejected(rejection))) => {
                                 Err(ExecuteError::Rejected(rejection))
                             }
-                            Err(ApplyError::Storage(e)) => return Err(e),
+                            Ok(Err(ApplyError::Storage(e))) => return Err(e),
                         };
                         done.push(Done::Command { reply, result });
                     }

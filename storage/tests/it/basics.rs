@@ -299,3 +299,42 @@ fn blob_references_are_counted_per_tenant_and_in_shard_totals() {
     assert!(report.is_consistent(), "{:?}", report.problems);
     assert_eq!(report.rows, 1, "one reference row remains");
 }
+
+#[test]
+fn a_panicking_command_fails_alone_and_the_writer_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let s = s.clone();
+            scope.spawn(move || {
+                for i in 0..20u64 {
+                    if i == 10 {
+                        let r = s.execute_blocking(Kv::Panic { tenant: 1 });
+                        assert!(
+                            matches!(
+                                r,
+                                Err(ExecuteError::Storage(StorageError::CommandPanicked { .. }))
+                            ),
+                            "{r:?}"
+                        );
+                    } else {
+                        s.execute_blocking(Kv::Put {
+                            tenant: 1,
+                            key: t * 100 + i,
+                            value: i,
+                        })
+                        .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        all(&s, 1).len(),
+        4 * 19,
+        "the panicking commands' writes were dropped"
+    );
+    assert_eq!(get(&s, 1, u64::MAX), None);
+    s.check_writable().unwrap();
+}

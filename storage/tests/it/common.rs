@@ -43,6 +43,10 @@ pub enum Kv {
         hash: [u8; 32],
         add: bool,
     },
+    /// Writes a row, then panics: stands for a bug in a command.
+    Panic {
+        tenant: u64,
+    },
 }
 
 impl Record for Kv {
@@ -66,7 +70,8 @@ impl Command for Kv {
             | Kv::Delete { tenant, .. }
             | Kv::Insert { tenant, .. }
             | Kv::Transfer { tenant, .. }
-            | Kv::BlobRef { tenant, .. } => TenantId(tenant),
+            | Kv::BlobRef { tenant, .. }
+            | Kv::Panic { tenant } => TenantId(tenant),
         }
     }
 
@@ -99,6 +104,10 @@ impl Command for Kv {
                 } else {
                     tx.blob_ref_remove(&hash)?;
                 }
+            }
+            Kv::Panic { .. } => {
+                tx.put(&COUNTERS, &u64::MAX, &Counter(1))?;
+                panic!("a bug in a command");
             }
         }
         Ok(())

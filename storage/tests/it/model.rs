@@ -57,7 +57,7 @@ fn apply_model(model: &mut BTreeMap<(u64, u64), u64>, cmd: &Kv) -> bool {
             next.insert((tenant, from), from_balance - amount);
             *model = next;
         }
-        Kv::BlobRef { .. } => unreachable!("not generated"),
+        Kv::BlobRef { .. } | Kv::Panic { .. } => unreachable!("not generated"),
     }
     true
 }
