@@ -5,7 +5,7 @@
 //! binary prints them and exits non-zero.
 
 use crate::config::{Config, ConfigSources, FlagOverrides};
-use crate::launch::{launch_with_listener, shutdown_signal};
+use crate::launch::{ShutdownSignals, launch_with_listener};
 use crate::telemetry;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -104,9 +104,27 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    let mut signals = ShutdownSignals::install().context("cannot listen for shutdown signals")?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
-    let server = launch_with_listener(config, listener, shutdown_signal()).await?;
+    let (first_signal, first_signal_received) = tokio::sync::oneshot::channel::<()>();
+    let server = launch_with_listener(config, listener, async move {
+        let _ = first_signal_received.await;
+    })
+    .await?;
+    // The first signal starts a graceful drain; a second one cuts it short.
+    let force_stop = server.force_stop();
+    tokio::spawn(async move {
+        let name = signals.next().await;
+        tracing::info!(signal = name, "shutdown requested");
+        let _ = first_signal.send(());
+        let name = signals.next().await;
+        tracing::warn!(
+            signal = name,
+            "second shutdown signal: closing connections without waiting"
+        );
+        force_stop.close_connections_now();
+    });
     tracing::info!(url = %server.url(), "listening");
     // Tests and scripts read this line to learn the bound port; it is the only line on stdout.
     let mut stdout = std::io::stdout().lock();

@@ -60,10 +60,32 @@ pub enum ServeError {
 pub struct RunningServer {
     local_addr: SocketAddr,
     tls: bool,
+    handle: Handle<SocketAddr>,
     supervisor: JoinHandle<Result<(), ServeError>>,
 }
 
+/// Cuts a draining server short. Cloneable; usable after [`RunningServer::wait`] started.
+#[derive(Clone)]
+pub struct ForceStop {
+    handle: Handle<SocketAddr>,
+}
+
+impl ForceStop {
+    /// Stops serving and closes every connection now, without waiting for requests in flight
+    /// (the rest of the grace period); the engine is still shut down cleanly afterwards.
+    pub fn close_connections_now(&self) {
+        self.handle.shutdown();
+    }
+}
+
 impl RunningServer {
+    /// A handle to cut the drain short (a second Ctrl-C).
+    pub fn force_stop(&self) -> ForceStop {
+        ForceStop {
+            handle: self.handle.clone(),
+        }
+    }
+
     /// The address actually bound (the real port when the configuration said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -158,6 +180,7 @@ where
     let upkeep = telemetry::spawn_metrics_upkeep(metrics);
     let grace = config.shutdown_grace;
 
+    let force_handle = handle.clone();
     let supervisor = tokio::spawn(async move {
         let mut serving = serving;
         let served_until_signal = tokio::select! {
@@ -201,6 +224,7 @@ where
     Ok(RunningServer {
         local_addr,
         tls: is_tls,
+        handle: force_handle,
         supervisor,
     })
 }
@@ -209,35 +233,47 @@ fn into_make_service(app: Router) -> axum::routing::IntoMakeService<Router> {
     app.into_make_service()
 }
 
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// SIGTERM and SIGINT (Ctrl-C), listened to from the moment [`ShutdownSignals::install`] is
+/// called: a signal arriving while the engine is still opening is kept, not lost to the
+/// default action that would kill the process.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut terminate), Ok(mut interrupt)) => {
-                tokio::select! {
-                    _ = terminate.recv() => tracing::info!("received SIGTERM"),
-                    _ = interrupt.recv() => tracing::info!("received SIGINT"),
-                }
-            }
-            (Err(error), _) | (_, Err(error)) => {
-                tracing::error!(%error, "cannot listen for shutdown signals; falling back to Ctrl-C only");
-                ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c().await;
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
 }
 
-async fn ctrl_c() {
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        tracing::error!(%error, "cannot listen for Ctrl-C; the server will only stop when killed");
-        std::future::pending::<()>().await;
+impl ShutdownSignals {
+    /// Installs the handlers. Must be called inside the Tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
+    }
+
+    /// Waits for the next signal and returns its name.
+    pub async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
     }
 }
 

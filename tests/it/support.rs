@@ -121,6 +121,20 @@ impl App {
         self.child.id()
     }
 
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        self.url
+            .split("://")
+            .nth(1)
+            .expect("url has a scheme")
+            .to_owned()
+    }
+
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         read_shared(&self.stderr)
