@@ -36,6 +36,9 @@ pub const ENV_PREFIX: &str = "MERCATO_";
 /// prefixes rather than by splitting on `_`, since keys themselves contain underscores.
 const SECTIONS: [&str; 4] = ["log", "tls", "http", "storage"];
 
+/// Keys whose values are strings (addresses, paths, filters), never numbers or booleans.
+const STRING_KEYS: [&str; 5] = ["listen", "data_dir", "log.level", "tls.cert", "tls.key"];
+
 /// Metadata name of the environment layer, used to say where a bad value came from.
 const ENV_LAYER_NAME: &str = "environment variable";
 /// Metadata name of the command-line layer.
@@ -563,10 +566,17 @@ impl EnvLayer {
             if rest.is_empty() {
                 continue;
             }
-            // Values parse like figment's own `Env`: "4" is an integer, "true" a boolean,
-            // anything else a string.
-            let Ok(value) = raw_value.parse::<Value>();
-            insert_key(&mut dict, &env_name_to_key(rest), value);
+            let key = env_name_to_key(rest);
+            // Values parse like figment's own `Env` ("4" is an integer, "true" a boolean),
+            // except for keys that are always strings: a data directory named "2024" stays a
+            // path.
+            let value = if STRING_KEYS.contains(&key.as_str()) {
+                Value::from(raw_value.clone())
+            } else {
+                let Ok(value) = raw_value.parse::<Value>();
+                value
+            };
+            insert_key(&mut dict, &key, value);
         }
         EnvLayer { dict }
     }
@@ -820,6 +830,17 @@ mod tests {
             key_to_env_name("storage.shards_initial"),
             "MERCATO_STORAGE_SHARDS_INITIAL"
         );
+    }
+
+    #[test]
+    fn string_keys_from_env_stay_strings() {
+        let vars = env(&[("MERCATO_DATA_DIR", "2024"), ("MERCATO_LOG_LEVEL", "info")]);
+        let config = Config::load(&ConfigSources {
+            env: vars,
+            ..sources()
+        })
+        .expect("load");
+        assert_eq!(config.data_dir, PathBuf::from("2024"));
     }
 
     #[test]

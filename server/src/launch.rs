@@ -118,6 +118,16 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let metrics = telemetry::metrics_handle()?;
+    // Everything that can fail is done before the engine opens, so a failed start never leaves
+    // an engine open without a clean shutdown.
+    listener
+        .set_nonblocking(true)
+        .map_err(LaunchError::Listener)?;
+    let local_addr = listener.local_addr().map_err(LaunchError::Listener)?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(LaunchError::Listener)?
+        .handle(handle.clone());
 
     let tls_mode = config.tls.clone();
     if tls_mode == TlsMode::SelfSigned {
@@ -138,16 +148,8 @@ where
     let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::open(engine_config)).await??);
     tracing::info!(data_dir = %config.data_dir.display(), "storage opened");
 
-    listener
-        .set_nonblocking(true)
-        .map_err(LaunchError::Listener)?;
-    let local_addr = listener.local_addr().map_err(LaunchError::Listener)?;
     let state = AppState::new(engine.clone(), metrics.clone());
     let app = app::router(state.clone(), &config.http);
-    let handle: Handle<SocketAddr> = Handle::new();
-    let mut server = axum_server::from_tcp(listener)
-        .map_err(LaunchError::Listener)?
-        .handle(handle.clone());
     server
         .http_builder()
         .http1()
