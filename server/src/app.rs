@@ -79,18 +79,24 @@ struct RequestLimits {
 
 /// The complete application: every resource module's router, merged here and only here.
 pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    with_middleware(Router::new().merge(routes::ops::router()), http).with_state(state)
+}
+
+/// Adds the 404 fallback and the middleware stack (see the module documentation) to `routes`.
+fn with_middleware<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    http: &HttpConfig,
+) -> Router<S> {
     let limits = RequestLimits {
         body_bytes_max: http.request_body_bytes_max,
         timeout: http.request_timeout,
     };
-    Router::new()
-        .merge(routes::ops::router())
+    routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(limits, enforce_limits))
         .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(record_request))
-        .with_state(state)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -215,16 +221,7 @@ mod tests {
     /// A router with the production middleware around test-only routes, so the layers can be
     /// exercised on routes that read bodies and run slowly before the API has such routes.
     fn layered(routes: Router, http: &HttpConfig) -> Router {
-        let limits = RequestLimits {
-            body_bytes_max: http.request_body_bytes_max,
-            timeout: http.request_timeout,
-        };
-        routes
-            .fallback(not_found)
-            .layer(middleware::from_fn_with_state(limits, enforce_limits))
-            .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
-            .layer(middleware::from_fn(problem_for_bare_errors))
-            .layer(middleware::from_fn(record_request))
+        with_middleware(routes, http)
     }
 
     fn http_config() -> HttpConfig {
