@@ -1,17 +1,48 @@
-//! The engine's command type: every write of the appliance is one of these, applied by the
-//! storage engine's shard writer and recorded in the change log.
+//! The engine's command type: every write of the appliance is one [`Command`], applied by the
+//! storage engine's shard writer and recorded in the shard's change log.
+//!
+//! A command names its tenant, who did it (the [`Actor`]), when (`at_ms`, decided by the caller
+//! so that applying it is deterministic) and what ([`Action`], one enum per domain). The wrapper
+//! here runs the domain's `apply` and then appends the audit entries the domain recorded, in
+//! the same transaction: a mutation without its audit entry cannot commit.
 
-use crate::tables::{TENANT_PROFILE, TenantProfile};
-use mercato_storage::{ApplyError, Record, TenantId, TenantReads, TenantWrite};
+use crate::audit;
+use crate::tables::{SEQUENCES, Sequence};
+use crate::{accounts, catalog, inventory, orders, tenancy};
+use mercato_storage::{ApplyError, Record, StorageError, TenantId, TenantReads, TenantWrite};
 use serde::{Deserialize, Serialize};
 
-/// Upper bound on a tenant's display name, in bytes.
-pub const TENANT_NAME_BYTES_MAX: usize = 200;
+/// Who caused a change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Actor {
+    /// The platform administrator (holder of the platform token).
+    Platform,
+    /// A signed-in user of the tenant.
+    User(u64),
+    /// An integration using an API key of the tenant.
+    ApiKey(u64),
+    /// The appliance itself (demo data, lifecycle jobs).
+    System,
+}
 
-/// All engine commands. Variants are only ever added at the end (postcard encodes the index).
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Platform => write!(f, "platform"),
+            Actor::User(id) => write!(f, "user/{id}"),
+            Actor::ApiKey(id) => write!(f, "api_key/{id}"),
+            Actor::System => write!(f, "system"),
+        }
+    }
+}
+
+/// One write. Variants of [`Action`] are only ever added at the end (postcard encodes the index).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    CreateTenant(CreateTenant),
+pub struct Command {
+    pub tenant: TenantId,
+    pub actor: Actor,
+    pub at_ms: u64,
+    pub action: Action,
 }
 
 impl Record for Command {
@@ -19,28 +50,98 @@ impl Record for Command {
     const VERSION: u16 = 1;
 }
 
-/// Creates a tenant's profile. Times travel in the command so that applying it is
-/// deterministic.
+/// What a command does, by domain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateTenant {
-    pub tenant: TenantId,
-    pub name: String,
-    pub created_at_ms: u64,
+pub enum Action {
+    Tenancy(tenancy::TenancyAction),
+    Accounts(accounts::AccountsAction),
+    Catalog(catalog::CatalogAction),
+    Inventory(inventory::InventoryAction),
+    Orders(orders::OrdersAction),
 }
 
-/// What a command returns.
+/// What a command returns, by domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandOutput {
-    Done,
+    Tenancy(tenancy::TenancyOutput),
+    Accounts(accounts::AccountsOutput),
+    Catalog(catalog::CatalogOutput),
+    Inventory(inventory::InventoryOutput),
+    Orders(orders::OrdersOutput),
 }
 
-/// Why a command was refused.
+/// Why a command was refused. The server maps each variant to an HTTP status and a stable code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    #[error("tenant {0} already exists")]
-    TenantExists(TenantId),
+    /// The resource does not exist in this tenant (also what another tenant's ids look like).
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+    /// A field of the input is invalid.
     #[error("field `{field}` is invalid: {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    InvalidField { field: String, reason: String },
+    /// The change conflicts with the current state (duplicate, illegal transition, ...).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// The actor may not do this.
+    #[error("forbidden: {reason}")]
+    Forbidden { reason: String },
+    /// Some lines of an order cannot be placed; each problem names its line.
+    #[error("{} order line(s) cannot be placed", problems.len())]
+    OrderLines { problems: Vec<LineProblem> },
+}
+
+/// One offending order line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineProblem {
+    /// Index of the line in the request (0-based).
+    pub line: usize,
+    /// Stable machine-readable code, e.g. `below_minimum_quantity`.
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// An audit fact recorded by a domain's `apply`: what happened to which resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditFact {
+    pub action: &'static str,
+    pub resource: String,
+}
+
+/// What a domain's `apply` works with: the tenant's write handle, the actor, the command's
+/// time, and the audit facts to append.
+pub struct Ctx<'a, 'b> {
+    pub tx: &'a mut TenantWrite<'b>,
+    pub actor: &'a Actor,
+    pub at_ms: u64,
+    audit: Vec<AuditFact>,
+}
+
+impl Ctx<'_, '_> {
+    /// Records that `action` (a dotted name such as `product.create`) happened to `resource`
+    /// (such as `product/42`). Every mutating action records at least one fact.
+    pub fn audit(&mut self, action: &'static str, resource: impl Into<String>) {
+        self.audit.push(AuditFact {
+            action,
+            resource: resource.into(),
+        });
+    }
+
+    /// The next id of a per-tenant sequence (1, 2, 3, ...). Deterministic, time-ordered, and a
+    /// cheap append for the B-tree, unlike random ids.
+    pub fn next_id(&mut self, sequence: &str) -> Result<u64, StorageError> {
+        let key = sequence.to_string();
+        let next = self.tx.get(&SEQUENCES, &key)?.map_or(0, |s| s.0) + 1;
+        self.tx.put(&SEQUENCES, &key, &Sequence(next))?;
+        Ok(next)
+    }
+}
+
+/// Shorthand for domain `apply` results.
+pub type Applied<T> = Result<T, ApplyError<Rejection>>;
+
+/// Refuses a command with a rejection.
+pub fn reject<T>(rejection: Rejection) -> Applied<T> {
+    Err(ApplyError::Rejected(rejection))
 }
 
 impl mercato_storage::Command for Command {
@@ -48,73 +149,30 @@ impl mercato_storage::Command for Command {
     type Rejection = Rejection;
 
     fn tenant(&self) -> TenantId {
-        match self {
-            Command::CreateTenant(c) => c.tenant,
-        }
+        self.tenant
     }
 
     fn apply(&self, tx: &mut TenantWrite<'_>) -> Result<CommandOutput, ApplyError<Rejection>> {
-        match self {
-            Command::CreateTenant(c) => {
-                let name = c.name.trim();
-                if name.is_empty() || name.len() > TENANT_NAME_BYTES_MAX {
-                    return Err(ApplyError::Rejected(Rejection::InvalidField {
-                        field: "name",
-                        reason: format!("must be 1..={TENANT_NAME_BYTES_MAX} bytes"),
-                    }));
-                }
-                if tx.get(&TENANT_PROFILE, &())?.is_some() {
-                    return Err(ApplyError::Rejected(Rejection::TenantExists(c.tenant)));
-                }
-                tx.put(
-                    &TENANT_PROFILE,
-                    &(),
-                    &TenantProfile {
-                        name: name.to_string(),
-                        created_at_ms: c.created_at_ms,
-                    },
-                )?;
-                Ok(CommandOutput::Done)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Engine, EngineConfig, EngineError};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tenants_are_created_once_and_validated() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-        let create = CreateTenant {
-            tenant: TenantId(42),
-            name: " Acme Wholesale ".into(),
-            created_at_ms: 1_700_000_000_000,
+        let mut ctx = Ctx {
+            tx,
+            actor: &self.actor,
+            at_ms: self.at_ms,
+            audit: Vec::new(),
         };
-        engine.create_tenant(create.clone()).await.unwrap();
-        let profile = engine.tenant_profile(TenantId(42)).unwrap().unwrap();
-        assert_eq!(profile.name, "Acme Wholesale");
-        assert!(matches!(
-            engine.create_tenant(create).await,
-            Err(EngineError::Rejected(Rejection::TenantExists(_)))
-        ));
-        let empty = CreateTenant {
-            tenant: TenantId(43),
-            name: "  ".into(),
-            created_at_ms: 0,
+        let output = match &self.action {
+            Action::Tenancy(a) => CommandOutput::Tenancy(tenancy::apply(a, &mut ctx)?),
+            Action::Accounts(a) => CommandOutput::Accounts(accounts::apply(a, &mut ctx)?),
+            Action::Catalog(a) => CommandOutput::Catalog(catalog::apply(a, &mut ctx)?),
+            Action::Inventory(a) => CommandOutput::Inventory(inventory::apply(a, &mut ctx)?),
+            Action::Orders(a) => CommandOutput::Orders(orders::apply(a, &mut ctx)?),
         };
-        assert!(matches!(
-            engine.create_tenant(empty).await,
-            Err(EngineError::Rejected(Rejection::InvalidField {
-                field: "name",
-                ..
-            }))
-        ));
-        assert_eq!(engine.tenant_profile(TenantId(43)).unwrap(), None);
-        engine.check_writable().unwrap();
-        engine.shutdown().unwrap();
+        let Ctx {
+            tx,
+            actor,
+            at_ms,
+            audit: facts,
+        } = ctx;
+        audit::append(tx, actor, at_ms, &facts)?;
+        Ok(output)
     }
 }

@@ -14,10 +14,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accounts;
+pub mod audit;
+pub mod catalog;
 mod command;
+pub mod inventory;
+pub mod orders;
 pub mod tables;
+pub mod tenancy;
 
-pub use command::{Command, CommandOutput, CreateTenant, Rejection};
+pub use command::{Action, Actor, AuditFact, Command, CommandOutput, Ctx, LineProblem, Rejection};
 pub use mercato_storage::{ShardId, TenantId};
 
 use mercato_storage::{ExecuteError, OpenError, Storage, StorageConfig, StorageError, TenantReads};
@@ -67,6 +73,9 @@ pub enum EngineError {
     Storage(#[from] StorageError),
     #[error("rejected: {0}")]
     Rejected(Rejection),
+    /// A command returned an output of another domain: a bug, never user input.
+    #[error("internal error: unexpected command output {0}")]
+    UnexpectedOutput(String),
 }
 
 impl From<ExecuteError<Rejection>> for EngineError {
@@ -106,10 +115,50 @@ impl Engine {
         Ok(self.storage.close()?)
     }
 
-    /// Registers a tenant's profile in its shard.
-    pub async fn create_tenant(&self, command: CreateTenant) -> Result<(), EngineError> {
-        self.storage.execute(Command::CreateTenant(command)).await?;
-        Ok(())
+    /// Applies one action for a tenant, stamped with the current time, and waits until it is
+    /// durable.
+    pub async fn run(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+        action: Action,
+    ) -> Result<CommandOutput, EngineError> {
+        let command = Command {
+            tenant,
+            actor,
+            at_ms: now_ms(),
+            action,
+        };
+        Ok(self.storage.execute(command).await?)
+    }
+
+    /// Creates a tenant (its profile in its shard).
+    pub async fn create_tenant(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<tables::TenantProfile, EngineError> {
+        let action = Action::Tenancy(tenancy::TenancyAction::Create {
+            name: name.to_string(),
+        });
+        match self.run(tenant, Actor::Platform, action).await? {
+            CommandOutput::Tenancy(tenancy::TenancyOutput::Created(profile)) => Ok(profile),
+            other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
+        }
+    }
+
+    /// Audit entries of a tenant matching a query. Blocking.
+    pub fn audit_query(
+        &self,
+        tenant: TenantId,
+        query: &audit::AuditQuery,
+    ) -> Result<audit::AuditPage, EngineError> {
+        Ok(audit::query(&self.storage.read(tenant)?, query)?)
+    }
+
+    /// Recomputes a tenant's audit hash chain. Blocking.
+    pub fn audit_verify(&self, tenant: TenantId) -> Result<audit::ChainCheck, EngineError> {
+        Ok(audit::verify_chain(&self.storage.read(tenant)?)?)
     }
 
     /// A tenant's profile, if the tenant exists.
@@ -122,4 +171,11 @@ impl Engine {
             .read(tenant)?
             .get(&tables::TENANT_PROFILE, &())?)
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

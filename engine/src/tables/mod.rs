@@ -1,0 +1,18 @@
+//! Every logical table of the domain, in one place: id, name, key type and record type.
+//!
+//! Table ids are part of the on-disk format (they are in every physical key): never reuse or
+//! renumber one. Ranges per domain keep the files independent:
+//!
+//! | ids | module |
+//! |---|---|
+//! | 1..=9 | `core`: tenant profile, id sequences, audit log |
+//! | 10..=29 | `accounts`: users, credentials, tokens, API keys |
+//! | 30..=59 | `catalog`: manufacturers, retailers, categories, products, prices |
+//! | 60..=69 | `inventory`: warehouses, stock, adjustments |
+//! | 70..=99 | `orders`: orders, sub-orders, idempotency keys, invoices, payments |
+//!
+//! Ids from 0xFF00 up belong to the storage engine.
+
+pub mod core;
+
+pub use self::core::*;
