@@ -19,6 +19,7 @@ pub mod audit;
 pub mod catalog;
 mod command;
 pub mod inventory;
+pub mod money;
 pub mod orders;
 pub mod tables;
 pub mod tenancy;

@@ -13,6 +13,8 @@
 //!
 //! Ids from 0xFF00 up belong to the storage engine.
 
+pub mod catalog;
 pub mod core;
 
+pub use self::catalog::*;
 pub use self::core::*;
