@@ -15,6 +15,8 @@
 
 pub mod catalog;
 pub mod core;
+pub mod inventory;
 
 pub use self::catalog::*;
 pub use self::core::*;
+pub use self::inventory::*;
