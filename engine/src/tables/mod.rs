@@ -16,7 +16,9 @@
 pub mod catalog;
 pub mod core;
 pub mod inventory;
+pub mod orders;
 
 pub use self::catalog::*;
 pub use self::core::*;
 pub use self::inventory::*;
+pub use self::orders::*;
