@@ -74,6 +74,9 @@ pub enum EngineError {
     Storage(#[from] StorageError),
     #[error("rejected: {0}")]
     Rejected(Rejection),
+    /// Reading or writing a caller's stream failed (CSV export).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// A command returned an output of another domain: a bug, never user input.
     #[error("internal error: unexpected command output {0}")]
     UnexpectedOutput(String),
