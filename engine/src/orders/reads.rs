@@ -1,0 +1,266 @@
+//! Reads over a snapshot (or a command's write handle): an order with its parts, and the
+//! cursor-paginated lists.
+
+use super::{PAGE_LIMIT_MAX, billing};
+use crate::inventory::Page;
+use crate::money::Money;
+use crate::tables::{
+    INVOICES, INVOICES_BY_RETAILER, Invoice, ORDERS, ORDERS_BY_RETAILER, ORDERS_BY_RETAILER_STATUS,
+    ORDERS_BY_STATUS, Order, OrderStatus, PAYMENTS, PAYMENTS_BY_INVOICE, Payment, RETAILERS,
+    SUBORDERS, SUBORDERS_BY_MANUFACTURER, SUBORDERS_BY_MANUFACTURER_STATUS, SubOrder,
+    SubOrderStatus,
+};
+use mercato_storage::{KeyCodec, Record, StorageError, TableDef, TenantReads};
+
+/// An order with its sub-orders (by manufacturer id) and its invoice (once placed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderView {
+    pub order: Order,
+    pub suborders: Vec<SubOrder>,
+    pub invoice: Option<Invoice>,
+}
+
+/// Filters of an order list.
+#[derive(Clone, Debug, Default)]
+pub struct OrderListQuery {
+    pub status: Option<OrderStatus>,
+    /// Continue after this order id.
+    pub after: Option<u64>,
+    /// Page size, clamped to `1..=PAGE_LIMIT_MAX`.
+    pub limit: usize,
+}
+
+/// Filters of a sub-order list.
+#[derive(Clone, Debug, Default)]
+pub struct SubOrderListQuery {
+    pub status: Option<SubOrderStatus>,
+    /// Continue after this sub-order id.
+    pub after: Option<u64>,
+    /// Page size, clamped to `1..=PAGE_LIMIT_MAX`.
+    pub limit: usize,
+}
+
+/// A retailer's credit position at a point in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetailerCredit {
+    pub credit_limit: Money,
+    /// Outstanding amount of its open invoices (overdue ones included).
+    pub open: Money,
+    /// The part of `open` past due.
+    pub overdue: Money,
+    /// `credit_limit - open`, never below zero.
+    pub available: Money,
+}
+
+/// An order with its sub-orders and invoice.
+pub fn order_view(
+    read: &impl TenantReads,
+    order_id: u64,
+) -> Result<Option<OrderView>, StorageError> {
+    let Some(order) = read.get(&ORDERS, &order_id)? else {
+        return Ok(None);
+    };
+    let mut suborders = Vec::with_capacity(order.suborder_ids.len());
+    for id in &order.suborder_ids {
+        // Invariant: sub-orders are written with their order and never deleted.
+        if let Some(sub) = read.get(&SUBORDERS, id)? {
+            suborders.push(sub);
+        }
+    }
+    let invoice = match order.invoice_id {
+        Some(id) => read.get(&INVOICES, &id)?,
+        None => None,
+    };
+    Ok(Some(OrderView {
+        order,
+        suborders,
+        invoice,
+    }))
+}
+
+fn clamp(limit: usize) -> usize {
+    limit.clamp(1, PAGE_LIMIT_MAX)
+}
+
+/// Reads one page of ids from an index whose keys end with the id, then the records.
+fn page_from_index<K, P, V>(
+    read: &impl TenantReads,
+    index: &TableDef<K, crate::tables::IndexMark>,
+    prefix: &P,
+    after: Option<K>,
+    limit: usize,
+    id_of: impl Fn(&K) -> u64,
+    records: &TableDef<u64, V>,
+) -> Result<Page<V>, StorageError>
+where
+    K: KeyCodec,
+    P: KeyCodec,
+    V: Record,
+{
+    let limit = clamp(limit);
+    let rows = read.scan(index, prefix, after.as_ref(), limit)?;
+    let next_after = if rows.len() == limit {
+        rows.last().map(|(k, _)| id_of(k))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (key, _) in rows {
+        // Invariant: index rows are written with their record.
+        if let Some(record) = read.get(records, &id_of(&key))? {
+            items.push(record);
+        }
+    }
+    Ok(Page { items, next_after })
+}
+
+/// The tenant's orders by id, optionally of one status.
+pub fn list_orders(
+    read: &impl TenantReads,
+    q: &OrderListQuery,
+) -> Result<Page<Order>, StorageError> {
+    match q.status {
+        None => {
+            let limit = clamp(q.limit);
+            let rows = read.scan(&ORDERS, &(), q.after.as_ref(), limit)?;
+            let next_after = if rows.len() == limit {
+                rows.last().map(|(k, _)| *k)
+            } else {
+                None
+            };
+            Ok(Page {
+                items: rows.into_iter().map(|(_, o)| o).collect(),
+                next_after,
+            })
+        }
+        Some(status) => page_from_index(
+            read,
+            &ORDERS_BY_STATUS,
+            &status.code(),
+            q.after.map(|a| (status.code(), a)),
+            q.limit,
+            |k| k.1,
+            &ORDERS,
+        ),
+    }
+}
+
+/// A retailer's orders by id, optionally of one status.
+pub fn list_orders_of_retailer(
+    read: &impl TenantReads,
+    retailer_id: u64,
+    q: &OrderListQuery,
+) -> Result<Page<Order>, StorageError> {
+    match q.status {
+        None => page_from_index(
+            read,
+            &ORDERS_BY_RETAILER,
+            &retailer_id,
+            q.after.map(|a| (retailer_id, a)),
+            q.limit,
+            |k| k.1,
+            &ORDERS,
+        ),
+        Some(status) => page_from_index(
+            read,
+            &ORDERS_BY_RETAILER_STATUS,
+            &(retailer_id, status.code()),
+            q.after.map(|a| (retailer_id, status.code(), a)),
+            q.limit,
+            |k| k.2,
+            &ORDERS,
+        ),
+    }
+}
+
+/// A manufacturer's sub-orders by id, optionally of one status.
+pub fn list_suborders_of_manufacturer(
+    read: &impl TenantReads,
+    manufacturer_id: u64,
+    q: &SubOrderListQuery,
+) -> Result<Page<SubOrder>, StorageError> {
+    match q.status {
+        None => page_from_index(
+            read,
+            &SUBORDERS_BY_MANUFACTURER,
+            &manufacturer_id,
+            q.after.map(|a| (manufacturer_id, a)),
+            q.limit,
+            |k| k.1,
+            &SUBORDERS,
+        ),
+        Some(status) => page_from_index(
+            read,
+            &SUBORDERS_BY_MANUFACTURER_STATUS,
+            &(manufacturer_id, status.code()),
+            q.after.map(|a| (manufacturer_id, status.code(), a)),
+            q.limit,
+            |k| k.2,
+            &SUBORDERS,
+        ),
+    }
+}
+
+/// A retailer's invoices by id.
+pub fn list_invoices_of_retailer(
+    read: &impl TenantReads,
+    retailer_id: u64,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Page<Invoice>, StorageError> {
+    page_from_index(
+        read,
+        &INVOICES_BY_RETAILER,
+        &retailer_id,
+        after.map(|a| (retailer_id, a)),
+        limit,
+        |k| k.1,
+        &INVOICES,
+    )
+}
+
+/// An invoice's payments by id.
+pub fn list_payments_of_invoice(
+    read: &impl TenantReads,
+    invoice_id: u64,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Page<Payment>, StorageError> {
+    page_from_index(
+        read,
+        &PAYMENTS_BY_INVOICE,
+        &invoice_id,
+        after.map(|a| (invoice_id, a)),
+        limit,
+        |k| k.1,
+        &PAYMENTS,
+    )
+}
+
+/// A retailer's credit position at `at_ms`; `None` for an unknown retailer.
+pub fn retailer_credit(
+    read: &impl TenantReads,
+    retailer_id: u64,
+    at_ms: u64,
+) -> Result<Option<RetailerCredit>, StorageError> {
+    let Some(retailer) = read.get(&RETAILERS, &retailer_id)? else {
+        return Ok(None);
+    };
+    let currency = retailer.credit_limit.currency;
+    let open = billing::open_balance(read, retailer_id, currency)?;
+    let overdue = billing::overdue_amount(read, retailer_id, currency, at_ms)?;
+    let available = Money::new(
+        retailer
+            .credit_limit
+            .minor
+            .saturating_sub(open.minor)
+            .max(0),
+        currency,
+    );
+    Ok(Some(RetailerCredit {
+        credit_limit: retailer.credit_limit,
+        open,
+        overdue,
+        available,
+    }))
+}
