@@ -21,6 +21,7 @@ mod command;
 pub mod inventory;
 pub mod money;
 pub mod orders;
+pub mod platform;
 pub mod tables;
 pub mod tenancy;
 
@@ -80,6 +81,16 @@ pub enum EngineError {
     /// A command returned an output of another domain: a bug, never user input.
     #[error("internal error: unexpected command output {0}")]
     UnexpectedOutput(String),
+    /// The credential is missing, malformed, unknown, expired or revoked, or the login failed.
+    /// Deliberately one variant: the caller learns nothing about which check failed.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// The principal is authenticated but lacks the permission named here.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Hashing a password or drawing random bytes failed: an internal error, never user input.
+    #[error("internal error: credential processing failed: {0}")]
+    Credential(String),
 }
 
 impl From<ExecuteError<Rejection>> for EngineError {

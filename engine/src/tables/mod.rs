@@ -13,11 +13,13 @@
 //!
 //! Ids from 0xFF00 up belong to the storage engine.
 
+pub mod accounts;
 pub mod catalog;
 pub mod core;
 pub mod inventory;
 pub mod orders;
 
+pub use self::accounts::*;
 pub use self::catalog::*;
 pub use self::core::*;
 pub use self::inventory::*;
