@@ -96,13 +96,8 @@ pub struct StockAdjusted {
     pub level: StockLevel,
 }
 
-/// A page of a cursor-paginated list: pass `next_after` as `after` to continue; `None` when
-/// there is nothing more.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_after: Option<u64>,
-}
+/// Lists share the catalog's page type: items in id order and the cursor to continue after.
+pub use crate::catalog::Page;
 
 /// One warehouse's stock of a product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -61,7 +61,7 @@ pub use self::reads::{
     list_orders, list_orders_of_retailer, list_payments_of_invoice, list_suborders_of_manufacturer,
     order_view, retailer_credit,
 };
-pub use crate::inventory::Page;
+pub use crate::catalog::Page;
 
 use crate::command::{Applied, Ctx, reject};
 use crate::money::Money;

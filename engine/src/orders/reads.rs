@@ -2,7 +2,7 @@
 //! cursor-paginated lists.
 
 use super::{PAGE_LIMIT_MAX, billing};
-use crate::inventory::Page;
+use crate::catalog::Page;
 use crate::money::Money;
 use crate::tables::{
     INVOICES, INVOICES_BY_RETAILER, Invoice, ORDERS, ORDERS_BY_RETAILER, ORDERS_BY_RETAILER_STATUS,
