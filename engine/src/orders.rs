@@ -219,12 +219,15 @@ pub struct PaymentRecorded {
 
 /// What an orders command returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Variants are boxed: orders carry addresses and lines, and the output travels through the
+/// shard writer's reply channel for every command.
 pub enum OrdersOutput {
-    Placed(PlacedOrder),
+    Placed(Box<PlacedOrder>),
     /// After approve or reject.
-    Decided(OrderView),
-    SubOrderChanged(SubOrderChange),
-    PaymentRecorded(PaymentRecorded),
+    Decided(Box<OrderView>),
+    SubOrderChanged(Box<SubOrderChange>),
+    PaymentRecorded(Box<PaymentRecorded>),
 }
 
 pub(crate) fn apply(action: &OrdersAction, ctx: &mut Ctx<'_, '_>) -> Applied<OrdersOutput> {
@@ -389,7 +392,7 @@ impl Engine {
             .run_orders(tenant, actor, OrdersAction::Place(input))
             .await?
         {
-            OrdersOutput::Placed(placed) => Ok(placed),
+            OrdersOutput::Placed(placed) => Ok(*placed),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }
@@ -414,7 +417,7 @@ impl Engine {
             .run_orders(tenant, actor, OrdersAction::Reorder(input))
             .await?
         {
-            OrdersOutput::Placed(placed) => Ok(placed),
+            OrdersOutput::Placed(placed) => Ok(*placed),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }
@@ -430,7 +433,7 @@ impl Engine {
             .run_orders(tenant, actor, OrdersAction::Approve(input))
             .await?
         {
-            OrdersOutput::Decided(view) => Ok(view),
+            OrdersOutput::Decided(view) => Ok(*view),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }
@@ -446,7 +449,7 @@ impl Engine {
             .run_orders(tenant, actor, OrdersAction::Reject(input))
             .await?
         {
-            OrdersOutput::Decided(view) => Ok(view),
+            OrdersOutput::Decided(view) => Ok(*view),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }
@@ -458,7 +461,7 @@ impl Engine {
         action: OrdersAction,
     ) -> Result<SubOrderChange, EngineError> {
         match self.run_orders(tenant, actor, action).await? {
-            OrdersOutput::SubOrderChanged(change) => Ok(change),
+            OrdersOutput::SubOrderChanged(change) => Ok(*change),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }
@@ -539,7 +542,7 @@ impl Engine {
             reference: reference.to_string(),
         };
         match self.run_orders(tenant, actor, action).await? {
-            OrdersOutput::PaymentRecorded(recorded) => Ok(recorded),
+            OrdersOutput::PaymentRecorded(recorded) => Ok(*recorded),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
     }

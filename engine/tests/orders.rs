@@ -686,7 +686,7 @@ async fn an_idempotency_key_replays_the_same_order_and_refuses_another_body() {
         .await
         .unwrap()
     {
-        CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => p,
+        CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => *p,
         other => panic!("{other:?}"),
     };
     assert!(replayed.replayed);
@@ -727,7 +727,7 @@ async fn an_idempotency_key_replays_the_same_order_and_refuses_another_body() {
     // After the retention period the key is free again (and the expired entry is cleaned up).
     let later = at + IDEMPOTENCY_KEY_RETENTION_MS + 1;
     let fresh = match w.run_at(later, OrdersAction::Place(other)).await.unwrap() {
-        CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => p,
+        CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => *p,
         other => panic!("{other:?}"),
     };
     assert!(!fresh.replayed);
@@ -1062,7 +1062,7 @@ async fn overdue_invoices_count_against_the_credit_limit() {
             w.run_at(at, OrdersAction::Place(request))
                 .await
                 .map(|out| match out {
-                    CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => p,
+                    CommandOutput::Orders(mercato_engine::orders::OrdersOutput::Placed(p)) => *p,
                     other => panic!("{other:?}"),
                 })
         }

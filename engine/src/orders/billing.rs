@@ -244,8 +244,8 @@ pub(super) fn apply_record_payment(
     if after.status == InvoiceStatus::Paid {
         ctx.audit("invoice.paid", format!("invoice/{invoice_id}"));
     }
-    Ok(OrdersOutput::PaymentRecorded(PaymentRecorded {
+    Ok(OrdersOutput::PaymentRecorded(Box::new(PaymentRecorded {
         invoice: after,
         payment,
-    }))
+    })))
 }

@@ -192,11 +192,11 @@ fn changed(ctx: &mut Ctx<'_, '_>, sub: SubOrder) -> Applied<OrdersOutput> {
         Some(id) => ctx.tx.get(&INVOICES, &id)?,
         None => None,
     };
-    Ok(OrdersOutput::SubOrderChanged(SubOrderChange {
+    Ok(OrdersOutput::SubOrderChanged(Box::new(SubOrderChange {
         order,
         suborder: sub,
         invoice,
-    }))
+    })))
 }
 
 pub(super) fn apply_confirm(
@@ -355,11 +355,11 @@ pub(super) fn apply_decide(
     if let Some(invoice) = &invoice {
         ctx.audit("invoice.issue", format!("invoice/{}", invoice.id));
     }
-    Ok(OrdersOutput::Decided(reads::OrderView {
+    Ok(OrdersOutput::Decided(Box::new(reads::OrderView {
         order,
         suborders,
         invoice,
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -127,10 +127,10 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
                 let Some(order) = reads::order_view(ctx.tx, record.order_id)? else {
                     return reject(not_found("order", record.order_id));
                 };
-                return Ok(OrdersOutput::Placed(PlacedOrder {
+                return Ok(OrdersOutput::Placed(Box::new(PlacedOrder {
                     order,
                     replayed: true,
-                }));
+                })));
             }
             expired_key_created_at = Some(record.created_at_ms);
         }
@@ -426,14 +426,14 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
     if let Some(invoice) = &invoice {
         ctx.audit("invoice.issue", format!("invoice/{}", invoice.id));
     }
-    Ok(OrdersOutput::Placed(PlacedOrder {
+    Ok(OrdersOutput::Placed(Box::new(PlacedOrder {
         order: reads::OrderView {
             order,
             suborders,
             invoice,
         },
         replayed: false,
-    }))
+    })))
 }
 
 /// Deletes up to [`IDEMPOTENCY_CLEANUP_PER_COMMAND`] keys past their retention, oldest first.
