@@ -589,6 +589,16 @@ impl Engine {
         })
     }
 
+    /// The units a sub-order holds, by product and warehouse (empty once shipped or
+    /// cancelled): what a manufacturer picks, and where.
+    pub fn suborder_reservations(
+        &self,
+        tenant: TenantId,
+        suborder_id: u64,
+    ) -> Result<Vec<ReservedUnits>, EngineError> {
+        Ok(reservations_of(&self.storage.read(tenant)?, suborder_id)?)
+    }
+
     /// A product's stock in every warehouse that holds or held it.
     pub fn product_stock(
         &self,

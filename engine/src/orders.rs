@@ -73,7 +73,7 @@ use serde::{Deserialize, Serialize};
 /// Upper bound on the lines of one order.
 pub const ORDER_LINES_MAX: usize = 500;
 /// Upper bound on one line's quantity.
-pub const ORDER_LINE_QTY_MAX: u32 = 10_000_000;
+pub const ORDER_LINE_QTY_MAX: u32 = crate::catalog::QUANTITY_MAX;
 /// Upper bound on a purchase-order number, in bytes.
 pub const PO_NUMBER_BYTES_MAX: usize = 64;
 /// Upper bound on an idempotency key, in bytes (visible ASCII).

@@ -393,6 +393,14 @@ async fn orders_reserve_from_the_fullest_warehouse_and_release_or_ship_exactly()
         w.levels(p.id),
         vec![(a.id, 30, 10), (b.id, 50, 50), (c.id, 30, 0)]
     );
+    let held: Vec<(u64, u64)> = w
+        .engine
+        .suborder_reservations(T, first.order.suborders[0].id)
+        .unwrap()
+        .iter()
+        .map(|r| (r.warehouse_id, r.qty))
+        .collect();
+    assert_eq!(held, vec![(a.id, 10), (b.id, 50)]);
     // 25 units: C has 30 available, A 20: all from C.
     let second = w
         .engine
@@ -422,6 +430,7 @@ async fn orders_reserve_from_the_fullest_warehouse_and_release_or_ship_exactly()
         w.levels(p.id),
         vec![(a.id, 10, 0), (b.id, 50, 0), (c.id, 30, 25)]
     );
+    assert!(w.engine.suborder_reservations(T, sub1).unwrap().is_empty());
     // Shipping the second decrements exactly the warehouse it reserved in.
     let sub2 = second.order.suborders[0].id;
     w.engine

@@ -199,6 +199,21 @@ fn changed(ctx: &mut Ctx<'_, '_>, sub: SubOrder) -> Applied<OrdersOutput> {
     })))
 }
 
+fn ordered_units(sub: &SubOrder) -> u64 {
+    sub.lines.iter().map(|l| u64::from(l.qty)).sum()
+}
+
+/// Releases a sub-order's reserved stock, checking it held exactly its lines.
+fn release_all(ctx: &mut Ctx<'_, '_>, sub: &SubOrder) -> Result<(), StorageError> {
+    let released = inventory::release(ctx, sub.id)?;
+    assert_eq!(
+        released.iter().map(|u| u.qty).sum::<u64>(),
+        ordered_units(sub),
+        "invariant: a sub-order holding stock holds reservations for exactly its lines"
+    );
+    Ok(())
+}
+
 pub(super) fn apply_confirm(
     ctx: &mut Ctx<'_, '_>,
     suborder_id: u64,
@@ -225,7 +240,7 @@ pub(super) fn apply_ship(
     let shipped = inventory::ship(ctx, sub.id)?;
     assert_eq!(
         shipped.iter().map(|u| u.qty).sum::<u64>(),
-        sub.lines.iter().map(|l| u64::from(l.qty)).sum::<u64>(),
+        ordered_units(&sub),
         "invariant: a confirmed sub-order holds reservations for exactly its lines"
     );
     sub.tracking = tracking;
@@ -266,7 +281,7 @@ pub(super) fn apply_cancel(
     }
     let previous = sub.status;
     transition(ctx, &mut sub, SubOrderStatus::Cancelled)?;
-    inventory::release(ctx, sub.id)?;
+    release_all(ctx, &sub)?;
     sub.cancel_reason = reason;
     save_suborder(ctx, Some(previous), &sub)?;
     ctx.audit("suborder.cancel", format!("suborder/{suborder_id}"));
@@ -326,7 +341,7 @@ pub(super) fn apply_decide(
         let previous = sub.status;
         transition(ctx, &mut sub, sub_to)?;
         if !approve {
-            inventory::release(ctx, sub.id)?;
+            release_all(ctx, &sub)?;
             sub.cancel_reason = note.clone();
         }
         save_suborder(ctx, Some(previous), &sub)?;

@@ -18,8 +18,9 @@ use crate::tables::{
 use mercato_storage::{ApplyError, StorageError, TenantReads};
 use std::collections::BTreeMap;
 
-/// Upper bound on a SKU looked up by a quick-order line, in bytes (longer cannot exist).
-const SKU_LOOKUP_BYTES_MAX: usize = 64;
+/// Upper bound on a SKU looked up by a quick-order line, in bytes (SKUs are ASCII, so longer
+/// cannot exist).
+const SKU_LOOKUP_BYTES_MAX: usize = crate::catalog::SKU_CHARS_MAX;
 
 /// A placement, from [`PlaceOrder`] or [`Reorder`].
 struct Placement<'a> {
@@ -148,6 +149,7 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
     let mut problems: Vec<LineProblem> = Vec::new();
     let mut checked: Vec<CheckedLine> = Vec::with_capacity(p.lines.len());
     let mut first_line_of_product: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut verifications: BTreeMap<u64, Option<VerificationStatus>> = BTreeMap::new();
     for (i, line) in p.lines.iter().enumerate() {
         let mut problem = |code: &'static str, detail: String| {
             problems.push(LineProblem {
@@ -181,8 +183,17 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
                 format!("product {} is {}", product.id, product.status.as_str()),
             );
         }
-        let manufacturer = ctx.tx.get(&MANUFACTURERS, &product.manufacturer_id)?;
-        let verification = manufacturer.as_ref().map(|m| m.verification);
+        let verification = match verifications.get(&product.manufacturer_id) {
+            Some(v) => *v,
+            None => {
+                let v = ctx
+                    .tx
+                    .get(&MANUFACTURERS, &product.manufacturer_id)?
+                    .map(|m| m.verification);
+                verifications.insert(product.manufacturer_id, v);
+                v
+            }
+        };
         let may_sell = match verification {
             None | Some(VerificationStatus::Suspended) => false,
             Some(VerificationStatus::Verified) => true,

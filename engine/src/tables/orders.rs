@@ -319,7 +319,10 @@ impl Invoice {
     /// `amount - credited - paid`; negative when a cancellation credited more than was left to
     /// pay (a refund is due).
     pub fn balance(&self) -> i64 {
-        self.amount.minor - self.credited.minor - self.paid.minor
+        self.amount
+            .minor
+            .saturating_sub(self.credited.minor)
+            .saturating_sub(self.paid.minor)
     }
 
     /// What is still to pay: the balance, never below zero.
@@ -329,7 +332,7 @@ impl Invoice {
 
     /// What is owed back to the retailer (credits above what was left to pay).
     pub fn refund_due(&self) -> Money {
-        Money::new((-self.balance()).max(0), self.amount.currency)
+        Money::new(self.balance().saturating_neg().max(0), self.amount.currency)
     }
 
     /// Open and past its due date at `at_ms`.
