@@ -747,6 +747,36 @@ async fn an_idempotency_key_replays_the_same_order_and_refuses_another_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_with_one_key_place_one_order() {
+    let w = world().await;
+    let p = w.product(&w.m1, ProductSpec::new("P", 100)).await;
+    let shop = w.retailer(RetailerSpec::net30("Shop")).await;
+    let mut request = order(&shop, &[(p.id, 3)]);
+    request.idempotency_key = Some("retry-storm".into());
+    request.request_hash = [9; 32];
+    // All start before any is durable, so most pass the read-side fast path: the command
+    // decides.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let engine = Arc::clone(&w.engine);
+            let request = request.clone();
+            tokio::spawn(async move { engine.place_order(T, Actor::User(BUYER), request).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut fresh = 0;
+    for task in tasks {
+        let placed = task.await.unwrap().unwrap();
+        fresh += usize::from(!placed.replayed);
+        ids.push(placed.order.order.id);
+    }
+    assert_eq!(fresh, 1);
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(w.stock(p.id), (100, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_placements_for_the_last_units_never_oversell() {
     let w = world().await;
     let p = w
