@@ -66,6 +66,22 @@ pub const IMPORT_ROWS_MAX: u64 = 200_000;
 pub const IMPORT_ERRORS_MAX: usize = 1_000;
 /// Upper bound on distinct attribute names an export writes as `attr.*` columns.
 pub const EXPORT_ATTRIBUTE_COLUMNS_MAX: usize = 512;
+/// The bounds of an import (the constants above; tests lower them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ImportLimits {
+    pub bytes_max: u64,
+    pub rows_max: u64,
+    pub batch_rows: usize,
+}
+
+impl ImportLimits {
+    pub(crate) const DEFAULT: ImportLimits = ImportLimits {
+        bytes_max: IMPORT_BYTES_MAX,
+        rows_max: IMPORT_ROWS_MAX,
+        batch_rows: IMPORT_BATCH_ROWS,
+    };
+}
+
 /// Rows validated between two progress reports.
 const PROGRESS_EVERY_ROWS: u64 = 1_000;
 
@@ -499,6 +515,26 @@ impl Engine {
         mode: ImportMode,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<ImportReport, EngineError> {
+        self.import_products_csv_with(
+            tenant,
+            actor,
+            reader,
+            mode,
+            progress,
+            ImportLimits::DEFAULT,
+        )
+    }
+
+    /// [`Engine::import_products_csv`] with explicit bounds.
+    pub(crate) fn import_products_csv_with(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+        reader: impl Read,
+        mode: ImportMode,
+        progress: &dyn Fn(ImportProgress),
+        limits: ImportLimits,
+    ) -> Result<ImportReport, EngineError> {
         let mut report = ImportReport::new(mode);
         let read = self.storage.read(tenant)?;
         let mut validator = Validator {
@@ -512,7 +548,7 @@ impl Engine {
             .from_reader(Bounded {
                 inner: reader,
                 read: 0,
-                max: IMPORT_BYTES_MAX,
+                max: limits.bytes_max,
             });
         let mut record = csv::StringRecord::new();
         let header = match csv.read_record(&mut record) {
@@ -553,8 +589,8 @@ impl Engine {
                     report.aborted = Some(message);
                     break;
                 }
-                _ if report.rows_read >= IMPORT_ROWS_MAX => {
-                    let message = format!("the file has more than {IMPORT_ROWS_MAX} rows");
+                _ if report.rows_read >= limits.rows_max => {
+                    let message = format!("the file has more than {} rows", limits.rows_max);
                     report.error(line, None, message.clone());
                     report.aborted = Some(message);
                     break;
@@ -591,7 +627,7 @@ impl Engine {
             if report.rows_read.is_multiple_of(PROGRESS_EVERY_ROWS) {
                 progress(snapshot(&report, ImportPhase::Validating, None));
             }
-            if mode == ImportMode::PerBatch && batch_rows >= IMPORT_BATCH_ROWS as u64 {
+            if mode == ImportMode::PerBatch && batch_rows >= limits.batch_rows as u64 {
                 self.flush_per_batch(
                     tenant,
                     &actor,
@@ -625,7 +661,7 @@ impl Engine {
                     progress(snapshot(&report, ImportPhase::Writing, Some(total)));
                     let mut rows = pending.into_iter().peekable();
                     while rows.peek().is_some() {
-                        let batch: Vec<Pending> = rows.by_ref().take(IMPORT_BATCH_ROWS).collect();
+                        let batch: Vec<Pending> = rows.by_ref().take(limits.batch_rows).collect();
                         let ok = self.write_batch(tenant, &actor, batch, &mut report);
                         progress(snapshot(&report, ImportPhase::Writing, Some(total)));
                         if !ok {
