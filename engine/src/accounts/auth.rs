@@ -349,3 +349,192 @@ impl Principal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission as P;
+
+    const T: TenantId = TenantId(9);
+
+    /// One permission of every kind, for manufacturer 1 / retailer 1 where it takes an id.
+    fn every_permission() -> Vec<Permission> {
+        vec![
+            P::ManagePlatform,
+            P::ManageTenant,
+            P::ManageUsers,
+            P::ManageApiKeys,
+            P::ReadAudit,
+            P::ReadCatalog,
+            P::ManageManufacturers,
+            P::ManageRetailers,
+            P::Review,
+            P::ManageCatalog { manufacturer_id: 1 },
+            P::ManageInventory { manufacturer_id: 1 },
+            P::WriteDocuments,
+            P::ViewRetailerOrders { retailer_id: 1 },
+            P::PlaceOrder { retailer_id: 1 },
+            P::ApproveOrder { retailer_id: 1 },
+            P::ViewManufacturerOrders { manufacturer_id: 1 },
+            P::FulfilOrder { manufacturer_id: 1 },
+        ]
+    }
+
+    fn allowed(principal: &Principal) -> Vec<Permission> {
+        every_permission()
+            .into_iter()
+            .filter(|p| principal.can(*p))
+            .collect()
+    }
+
+    #[test]
+    fn the_platform_principal_only_manages_the_platform() {
+        assert_eq!(allowed(&Principal::platform()), vec![P::ManagePlatform]);
+    }
+
+    #[test]
+    fn a_tenant_admin_may_do_everything_in_its_tenant() {
+        let admin = Principal::user(T, 1, Role::TenantAdmin);
+        assert_eq!(allowed(&admin), every_permission()[1..].to_vec());
+        assert!(admin.can(P::ManageCatalog {
+            manufacturer_id: 77
+        }));
+    }
+
+    #[test]
+    fn manufacturer_users_are_bound_to_their_manufacturer() {
+        let user = Principal::user(T, 2, Role::ManufacturerUser { manufacturer_id: 1 });
+        assert_eq!(
+            allowed(&user),
+            vec![
+                P::ReadCatalog,
+                P::ManageCatalog { manufacturer_id: 1 },
+                P::ManageInventory { manufacturer_id: 1 },
+                P::WriteDocuments,
+                P::ViewManufacturerOrders { manufacturer_id: 1 },
+                P::FulfilOrder { manufacturer_id: 1 },
+            ]
+        );
+        for other in [
+            P::ManageCatalog { manufacturer_id: 2 },
+            P::ManageInventory { manufacturer_id: 2 },
+            P::ViewManufacturerOrders { manufacturer_id: 2 },
+            P::FulfilOrder { manufacturer_id: 2 },
+        ] {
+            assert!(!user.can(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn buyers_order_for_their_retailer_and_only_approvers_approve() {
+        let buyer = Principal::user(T, 3, Role::Buyer { retailer_id: 1 });
+        let buyer_perms = vec![
+            P::ReadCatalog,
+            P::WriteDocuments,
+            P::ViewRetailerOrders { retailer_id: 1 },
+            P::PlaceOrder { retailer_id: 1 },
+        ];
+        assert_eq!(allowed(&buyer), buyer_perms);
+        let approver = Principal::user(T, 4, Role::BuyerApprover { retailer_id: 1 });
+        assert_eq!(
+            allowed(&approver),
+            vec![
+                P::ReadCatalog,
+                P::WriteDocuments,
+                P::ViewRetailerOrders { retailer_id: 1 },
+                P::PlaceOrder { retailer_id: 1 },
+                P::ApproveOrder { retailer_id: 1 },
+            ]
+        );
+        for p in [buyer, approver] {
+            assert!(!p.can(P::PlaceOrder { retailer_id: 2 }));
+            assert!(!p.can(P::ApproveOrder { retailer_id: 2 }));
+            assert!(!p.can(P::ViewRetailerOrders { retailer_id: 2 }));
+        }
+    }
+
+    #[test]
+    fn reviewers_review_and_read() {
+        let reviewer = Principal::user(T, 5, Role::Reviewer);
+        assert_eq!(
+            allowed(&reviewer),
+            vec![P::ReadAudit, P::ReadCatalog, P::Review]
+        );
+    }
+
+    #[test]
+    fn api_keys_are_narrowed_by_their_scopes() {
+        let read_only =
+            Principal::api_key(T, 1, Role::TenantAdmin, ScopeSet::of(&[Scope::CatalogRead]));
+        assert_eq!(allowed(&read_only), vec![P::ReadCatalog]);
+
+        let writer = Principal::api_key(
+            T,
+            2,
+            Role::TenantAdmin,
+            ScopeSet::of(&[Scope::CatalogWrite, Scope::OrdersWrite]),
+        );
+        assert_eq!(
+            allowed(&writer),
+            vec![
+                P::ReadCatalog,
+                P::ManageCatalog { manufacturer_id: 1 },
+                P::ViewRetailerOrders { retailer_id: 1 },
+                P::PlaceOrder { retailer_id: 1 },
+                P::ViewManufacturerOrders { manufacturer_id: 1 },
+                P::FulfilOrder { manufacturer_id: 1 },
+            ]
+        );
+
+        // A key acting for a manufacturer cannot exceed its role, whatever its scopes.
+        let vendor_erp = Principal::api_key(
+            T,
+            3,
+            Role::ManufacturerUser { manufacturer_id: 1 },
+            ScopeSet::of(&[Scope::Admin]),
+        );
+        assert!(vendor_erp.can(P::ManageInventory { manufacturer_id: 1 }));
+        assert!(!vendor_erp.can(P::ManageInventory { manufacturer_id: 2 }));
+        assert!(!vendor_erp.can(P::ManageUsers));
+
+        let admin_key = Principal::api_key(T, 4, Role::TenantAdmin, ScopeSet::of(&[Scope::Admin]));
+        assert_eq!(allowed(&admin_key), every_permission()[1..].to_vec());
+
+        let nothing = Principal::api_key(T, 5, Role::TenantAdmin, ScopeSet::EMPTY);
+        assert!(allowed(&nothing).is_empty());
+    }
+
+    #[test]
+    fn a_principal_without_a_role_may_do_nothing() {
+        let odd = Principal {
+            tenant: T,
+            actor: Actor::System,
+            role: None,
+            scopes: ScopeSet::ALL,
+        };
+        assert!(allowed(&odd).is_empty());
+        assert!(matches!(
+            odd.require(P::ReadCatalog),
+            Err(crate::EngineError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn scope_names_roundtrip_and_unknown_names_are_refused() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        let set = ScopeSet::parse(["orders:read", "admin"]).unwrap();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Scope::OrdersRead, Scope::Admin]
+        );
+        assert_eq!(format!("{set:?}"), r#"{"orders:read", "admin"}"#);
+        assert_eq!(
+            ScopeSet::parse(["orders:delete"]),
+            Err("orders:delete".to_string())
+        );
+        assert!(ScopeSet::EMPTY.is_empty());
+        assert_eq!(ScopeSet::ALL.iter().count(), Scope::ALL.len());
+    }
+}

@@ -148,9 +148,9 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| EngineError::Credential(format!("hashing task: {e}")))?
 }
 
-/// Hashes a password (argon2id, random salt) off the async runtime. The caller checks the
-/// policy first.
-pub(crate) async fn hash_password(password: &str) -> Result<PasswordHash, EngineError> {
+/// Hashes a password (argon2id, random salt, the production parameters) off the async
+/// runtime. The caller checks the policy first ([`check_password_policy`]).
+pub async fn hash_password(password: &str) -> Result<PasswordHash, EngineError> {
     let password = password.to_string();
     off_runtime(move || {
         let salt = SaltString::generate(&mut OsRng);
