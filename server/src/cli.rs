@@ -1,11 +1,14 @@
-//! The command line: `mercato serve` and `mercato config`, with room for more subcommands
-//! (`init`, `demo`, `reindex`, `loadgen`).
+//! The command line: `mercato serve`, `mercato config` and the offline `mercato storage ...`
+//! administration commands, with room for more subcommands (`init`, `demo`, `reindex`,
+//! `loadgen`).
 //!
 //! This is the top of the program: errors become `anyhow::Error` here and only here; the
 //! binary prints them and exits non-zero.
 
+use crate::config::LogConfig;
 use crate::config::{Config, ConfigSources, FlagOverrides};
 use crate::launch::{ShutdownSignals, launch_with_listener};
+use crate::storage_admin::{self, VERIFY_PROBLEMS_EXIT_CODE};
 use crate::telemetry;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +34,67 @@ pub enum Command {
     /// Print the effective configuration (defaults, file, MERCATO_* environment and flags
     /// merged) as TOML, then exit.
     Config(ConfigArgs),
+    /// Offline storage administration: status, integrity check, adding shards, moving
+    /// buckets. Refused while a server has the data directory open.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+/// `mercato storage ...`: each opens the data directory itself and closes it before exiting.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Shards with their bucket counts, last change-log LSN and change-log readers.
+    Status {
+        #[command(flatten)]
+        source: DataDirArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the integrity of every file of the data directory; exits 2 if problems were found.
+    Verify {
+        #[command(flatten)]
+        source: DataDirArgs,
+    },
+    /// Add empty shards and print their ids; `rebalance` then moves buckets onto them.
+    AddShard {
+        #[command(flatten)]
+        source: DataDirArgs,
+        /// How many shards to add (1..=64).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        count: u64,
+    },
+    /// Move one bucket (every tenant in it) to another shard.
+    MoveBucket {
+        #[command(flatten)]
+        source: DataDirArgs,
+        /// The bucket to move (0..=4095).
+        #[arg(long, value_name = "B")]
+        bucket: u64,
+        /// The shard to move it to.
+        #[arg(long, value_name = "SHARD")]
+        to: u64,
+    },
+    /// Move the fewest buckets so that every shard holds an equal share (within one).
+    Rebalance {
+        #[command(flatten)]
+        source: DataDirArgs,
+        /// Print the plan without moving anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Where a storage command finds its data directory: the same layered configuration as
+/// `serve` (defaults < `--config` file < `MERCATO_*` environment < `--data-dir`).
+#[derive(Debug, Args)]
+pub struct DataDirArgs {
+    /// TOML configuration file, layered over the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Configuration options shared by every subcommand that loads the configuration.
@@ -72,11 +136,116 @@ impl ConfigArgs {
     }
 }
 
+impl DataDirArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let flags = FlagOverrides {
+            data_dir: self.data_dir.clone(),
+            ..FlagOverrides::default()
+        };
+        Ok(Config::load(&ConfigSources::from_process(
+            self.config.clone(),
+            flags,
+        ))?)
+    }
+}
+
 /// Runs a parsed command line to completion.
+///
+/// `storage verify` that finds problems exits the process with status 2 from here, after its
+/// report is flushed and the data directory released: status 1 stays "the command failed".
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.load()?),
         Command::Config(args) => print_config(&args.load()?),
+        Command::Storage(command) => match storage(command)? {
+            Verdict::Consistent => Ok(()),
+            Verdict::ProblemsFound => std::process::exit(VERIFY_PROBLEMS_EXIT_CODE),
+        },
+    }
+}
+
+/// Whether a storage command found the data directory consistent.
+enum Verdict {
+    Consistent,
+    ProblemsFound,
+}
+
+/// Log level of the storage commands, unless `RUST_LOG` says otherwise: their output is the
+/// report on stdout, and per-bucket info lines would bury a rebalance's progress bar.
+const STORAGE_COMMAND_LOG_FILTER: &str = "warn";
+
+fn storage(command: StorageCommand) -> anyhow::Result<Verdict> {
+    let config = command.source().load()?;
+    telemetry::init_logs(&LogConfig {
+        filter: STORAGE_COMMAND_LOG_FILTER.to_owned(),
+        format: config.log.format,
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let mut verdict = Verdict::Consistent;
+    match command {
+        StorageCommand::Status { json, .. } => {
+            let status = storage_admin::with_engine(&config, storage_admin::status)?;
+            if json {
+                storage_admin::write_status_json(&mut stdout, &status)?;
+            } else {
+                storage_admin::write_status_table(&mut stdout, &status)?;
+            }
+        }
+        StorageCommand::Verify { .. } => {
+            let report = storage_admin::verify(&config)?;
+            storage_admin::write_integrity_report(&mut stdout, &config.data_dir, &report)?;
+            if !report.is_consistent() {
+                verdict = Verdict::ProblemsFound;
+            }
+        }
+        StorageCommand::AddShard { count, .. } => {
+            let count = storage_admin::shard_count_flag(count)?;
+            let added = storage_admin::with_engine(&config, |engine| {
+                storage_admin::add_shards(engine, count)
+            })?;
+            storage_admin::write_added_shards(&mut stdout, &added)?;
+        }
+        StorageCommand::MoveBucket { bucket, to, .. } => {
+            let bucket = storage_admin::bucket_flag(bucket)?;
+            let moved = storage_admin::with_engine(&config, |engine| {
+                let to = storage_admin::target_shard_flag(engine, to)?;
+                Ok(storage_admin::move_bucket(engine, bucket, to)?)
+            })?;
+            storage_admin::write_move_summary(&mut stdout, &moved)?;
+        }
+        StorageCommand::Rebalance { dry_run: true, .. } => {
+            let plan = storage_admin::with_engine(&config, |engine| {
+                Ok(storage_admin::rebalance_plan(engine))
+            })?;
+            storage_admin::write_rebalance_plan(&mut stdout, &plan)?;
+        }
+        StorageCommand::Rebalance { dry_run: false, .. } => {
+            let summary = storage_admin::with_engine(&config, |engine| {
+                let plan = storage_admin::rebalance_plan(engine);
+                let bar = storage_admin::rebalance_progress_bar(plan.moves.len());
+                let outcome = storage_admin::rebalance(engine, &plan.moves, |moved| {
+                    bar.set_message(format!("bucket {} -> {}", moved.bucket, moved.to));
+                    bar.inc(1);
+                });
+                bar.finish_and_clear();
+                outcome
+            })?;
+            storage_admin::write_rebalance_summary(&mut stdout, &summary)?;
+        }
+    }
+    stdout.flush()?;
+    Ok(verdict)
+}
+
+impl StorageCommand {
+    fn source(&self) -> &DataDirArgs {
+        match self {
+            StorageCommand::Status { source, .. }
+            | StorageCommand::Verify { source }
+            | StorageCommand::AddShard { source, .. }
+            | StorageCommand::MoveBucket { source, .. }
+            | StorageCommand::Rebalance { source, .. } => source,
+        }
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`problem`]: the API error type and the table of stable error codes;
 //! - [`connection`]: connection admission (`http.connections_max`, first-byte deadline);
 //! - [`tls`]: rustls configuration from PEM files or a self-signed certificate;
+//! - [`storage_admin`]: the offline `mercato storage ...` commands (status, verify, shards,
+//!   bucket moves, rebalance);
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //!
 //! Architecture invariant: the engine knows nothing of HTTP; this crate converts between wire
@@ -46,5 +48,6 @@ pub mod connection;
 pub mod launch;
 pub mod problem;
 pub mod routes;
+pub mod storage_admin;
 pub mod telemetry;
 pub mod tls;

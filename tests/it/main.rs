@@ -5,5 +5,6 @@ mod config;
 mod errors;
 mod lifecycle;
 mod ops;
+mod storage_admin;
 mod support;
 mod transport;
