@@ -1605,3 +1605,131 @@ async fn csv_import_reports_the_batches_committed_before_a_concurrent_change() {
     assert!(e.product_by_sku(T, m, "S-499").unwrap().is_some());
     assert!(e.product_by_sku(T, m, "S-500").unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_batches_are_bounded_and_checked_row_by_row() {
+    use mercato_engine::catalog::{CatalogAction, ProductUpsert, UPSERT_BATCH_MAX};
+    let f = setup().await;
+    let e = &f.engine;
+    let m = verified_maker(e, "Acme").await;
+    let upsert = |rows: Vec<ProductUpsert>| {
+        e.run(
+            T,
+            ADMIN,
+            mercato_engine::Action::Catalog(CatalogAction::UpsertProducts { rows }),
+        )
+    };
+    let row = |sku: &str| ProductUpsert {
+        manufacturer_id: m,
+        sku: sku.into(),
+        name: Some(format!("Name {sku}")),
+        base_price: Some(eur(100)),
+        ..Default::default()
+    };
+    assert_eq!(invalid_field(upsert(vec![]).await), "rows");
+    assert_eq!(
+        invalid_field(
+            upsert(
+                (0..=UPSERT_BATCH_MAX)
+                    .map(|i| row(&format!("S{i}")))
+                    .collect()
+            )
+            .await
+        ),
+        "rows"
+    );
+    assert_eq!(
+        invalid_field(upsert(vec![row("A"), row("A")]).await),
+        "rows[1].sku"
+    );
+    let nameless = ProductUpsert {
+        name: None,
+        ..row("B")
+    };
+    assert_eq!(
+        invalid_field(upsert(vec![row("A"), nameless]).await),
+        "rows[1].name"
+    );
+    let priceless = ProductUpsert {
+        base_price: None,
+        ..row("B")
+    };
+    assert_eq!(
+        invalid_field(upsert(vec![priceless]).await),
+        "rows[0].base_price"
+    );
+    let archived_to_active = |sku: &str| ProductUpsert {
+        status: Some(ProductStatus::Active),
+        ..row(sku)
+    };
+    // A whole batch is refused when one row is: nothing of it exists.
+    assert!(e.product_by_sku(T, m, "A").unwrap().is_none());
+    upsert(vec![row("A"), row("B")]).await.unwrap();
+    let a = e.product_by_sku(T, m, "A").unwrap().unwrap();
+    e.set_product_status(T, ADMIN, a.id, None, ProductStatus::Archived)
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict(upsert(vec![archived_to_active("A")]).await),
+        "illegal_status_transition"
+    );
+    // Updating only the name keeps everything else, and bumps the version once.
+    let renamed = ProductUpsert {
+        manufacturer_id: m,
+        sku: "B".into(),
+        name: Some("Renamed".into()),
+        ..Default::default()
+    };
+    let before = e.product_by_sku(T, m, "B").unwrap().unwrap();
+    upsert(vec![renamed]).await.unwrap();
+    let after = e.product_by_sku(T, m, "B").unwrap().unwrap();
+    assert_eq!(after.name, "Renamed");
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(after.base_price, before.base_price);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_refuses_too_many_attribute_columns() {
+    use mercato_engine::catalog::csv_io::EXPORT_ATTRIBUTE_COLUMNS_MAX;
+    let f = setup().await;
+    let e = &f.engine;
+    let m = verified_maker(e, "Acme").await;
+    let per_product = mercato_engine::catalog::ATTRIBUTES_MAX;
+    for p in 0..=(EXPORT_ATTRIBUTE_COLUMNS_MAX / per_product) {
+        let mut input = item(m, &format!("P{p}"));
+        input.attributes = (0..per_product)
+            .map(|a| (format!("p{p}_a{a}"), "x".to_string()))
+            .collect();
+        e.create_product(T, ADMIN, input).await.unwrap();
+    }
+    let mut out = Vec::new();
+    assert_eq!(
+        conflict(e.export_products_csv(T, &ProductQuery::default(), &mut out)),
+        "too_many_attribute_columns"
+    );
+    assert!(out.is_empty());
+}
+
+/// A writer whose disk is full.
+struct FullDisk;
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("disk full"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_reports_a_failing_writer() {
+    let f = setup().await;
+    let e = &f.engine;
+    let m = verified_maker(e, "Acme").await;
+    e.create_product(T, ADMIN, item(m, "A")).await.unwrap();
+    match e.export_products_csv(T, &ProductQuery::default(), FullDisk) {
+        Err(EngineError::Io(io)) => assert!(io.to_string().contains("disk full")),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}

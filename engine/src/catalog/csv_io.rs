@@ -515,14 +515,7 @@ impl Engine {
         mode: ImportMode,
         progress: &dyn Fn(ImportProgress),
     ) -> Result<ImportReport, EngineError> {
-        self.import_products_csv_with(
-            tenant,
-            actor,
-            reader,
-            mode,
-            progress,
-            ImportLimits::DEFAULT,
-        )
+        self.import_products_csv_with(tenant, actor, reader, mode, progress, ImportLimits::DEFAULT)
     }
 
     /// [`Engine::import_products_csv`] with explicit bounds.
@@ -871,5 +864,185 @@ fn snapshot(report: &ImportReport, phase: ImportPhase, rows_total: Option<u64>) 
         rows_invalid: report.rows_invalid,
         rows_written: report.rows_committed,
         rows_total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ManufacturerInput;
+    use crate::tables::{CountryCode, VerificationStatus};
+    use crate::{Engine, EngineConfig};
+
+    const T: TenantId = TenantId(5);
+
+    /// An engine with a tenant and one verified manufacturer (id 1).
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            engine.create_tenant(T, "CSV").await.unwrap();
+            let m = engine
+                .create_manufacturer(
+                    T,
+                    Actor::System,
+                    ManufacturerInput {
+                        name: "Acme".into(),
+                        country: CountryCode::parse("NL").unwrap(),
+                    },
+                )
+                .await
+                .unwrap();
+            engine
+                .set_manufacturer_verification(T, Actor::System, m.id, VerificationStatus::Verified)
+                .await
+                .unwrap();
+        });
+        (dir, engine)
+    }
+
+    fn file(rows: u32, sku: impl Fn(u32) -> String) -> String {
+        let mut csv = String::from("manufacturer_id,sku,name,base_price\n");
+        for i in 0..rows {
+            csv.push_str(&format!("1,{},Product number {i:05},12.50\n", sku(i)));
+        }
+        csv
+    }
+
+    fn products(engine: &Engine) -> usize {
+        let mut query = ProductQuery {
+            limit: 500,
+            ..Default::default()
+        };
+        let mut n = 0;
+        loop {
+            let page = engine.list_products(T, &query).unwrap();
+            n += page.items.len();
+            match page.next_after {
+                Some(a) => query.after = Some(a),
+                None => return n,
+            }
+        }
+    }
+
+    fn run(engine: &Engine, csv: &str, mode: ImportMode, limits: ImportLimits) -> ImportReport {
+        engine
+            .import_products_csv_with(T, Actor::System, csv.as_bytes(), mode, &|_| {}, limits)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_over_the_byte_bound_is_refused() {
+        let (_dir, engine) = engine();
+        let csv = file(600, |i| format!("S-{i}"));
+        assert!(csv.len() > 16_384);
+        let limits = ImportLimits {
+            bytes_max: 10_000,
+            rows_max: IMPORT_ROWS_MAX,
+            batch_rows: 50,
+        };
+        let whole = run(&engine, &csv, ImportMode::WholeFile, limits);
+        assert!(
+            whole
+                .aborted
+                .as_deref()
+                .unwrap()
+                .contains("larger than 10000 bytes"),
+            "{whole:?}"
+        );
+        assert!(whole.batches.is_empty());
+        assert_eq!(products(&engine), 0);
+        // Per batch: the batches read before the bound commit, the rest does not.
+        let per_batch = run(&engine, &csv, ImportMode::PerBatch, limits);
+        assert!(per_batch.aborted.is_some());
+        let committed = per_batch.batches.iter().filter(|b| b.committed).count();
+        assert!(committed >= 1, "{per_batch:?}");
+        assert!(per_batch.rows_committed < 600);
+        assert_eq!(products(&engine) as u64, per_batch.rows_committed);
+        let last = per_batch.batches.last().unwrap();
+        assert!(!last.committed);
+        assert_eq!(
+            last.error.as_deref(),
+            Some("import aborted; batch not written")
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_row_bound_is_refused() {
+        let (_dir, engine) = engine();
+        let limits = ImportLimits {
+            bytes_max: IMPORT_BYTES_MAX,
+            rows_max: 3,
+            batch_rows: 2,
+        };
+        let report = run(
+            &engine,
+            &file(5, |i| format!("S-{i}")),
+            ImportMode::WholeFile,
+            limits,
+        );
+        assert_eq!(report.rows_read, 3);
+        assert_eq!(report.errors[0].line, 5);
+        assert!(report.errors[0].message.contains("more than 3 rows"));
+        assert_eq!(products(&engine), 0);
+        let report = run(
+            &engine,
+            &file(3, |i| format!("S-{i}")),
+            ImportMode::WholeFile,
+            limits,
+        );
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(report.batches.len(), 2);
+        assert_eq!(products(&engine), 3);
+    }
+
+    #[test]
+    fn the_error_list_is_bounded_but_the_count_is_exact() {
+        let (_dir, engine) = engine();
+        let csv = file(IMPORT_ERRORS_MAX as u32 + 100, |i| format!("bad sku {i}"));
+        let report = run(&engine, &csv, ImportMode::WholeFile, ImportLimits::DEFAULT);
+        assert_eq!(report.rows_invalid, IMPORT_ERRORS_MAX as u64 + 100);
+        assert_eq!(report.errors.len(), IMPORT_ERRORS_MAX);
+        assert!(report.errors_truncated);
+        assert_eq!(products(&engine), 0);
+    }
+
+    #[test]
+    fn tiers_and_images_cells() {
+        let c = Currency::EUR;
+        assert_eq!(
+            parse_tiers("10:9.50|100:8", c).unwrap(),
+            vec![
+                PriceTier {
+                    min_qty: 10,
+                    unit_price: Money::new(950, c)
+                },
+                PriceTier {
+                    min_qty: 100,
+                    unit_price: Money::new(800, c)
+                }
+            ]
+        );
+        assert_eq!(parse_tiers("", c).unwrap(), vec![]);
+        for bad in ["10", "x:1.00", "10:1.001", "10:1.00|", "-1:2.00"] {
+            assert!(parse_tiers(bad, c).is_err(), "{bad}");
+        }
+        let many = vec!["1:1.00"; crate::catalog::TIERS_MAX + 1].join("|");
+        assert!(parse_tiers(&many, c).is_err());
+        let tiers = parse_tiers("10:9.50|100:8.00", c).unwrap();
+        assert_eq!(parse_tiers(&format_tiers(&tiers), c).unwrap(), tiers);
+
+        let images = vec![[0xAB; 32], [0x01; 32]];
+        let text = format_images(&images);
+        assert_eq!(text.len(), 64 * 2 + 1);
+        assert_eq!(parse_images(&text).unwrap(), images);
+        assert_eq!(parse_images("").unwrap(), Vec::<[u8; 32]>::new());
+        for bad in ["abc", &"g".repeat(64), &"é".repeat(32)] {
+            assert!(parse_images(bad).is_err(), "{bad}");
+        }
     }
 }
