@@ -69,7 +69,7 @@ pub enum AdminError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(
-        "rebalance stopped after {moves_done} of {moves_planned} bucket moves: moving bucket {bucket} from shard {from} to shard {to} failed: {source}"
+        "rebalance stopped after {moves_done} of {moves_planned} bucket moves: moving bucket {bucket} from shard {from} to shard {to} failed"
     )]
     RebalanceStopped {
         moves_done: usize,
@@ -77,6 +77,13 @@ pub enum AdminError {
         bucket: BucketId,
         from: ShardId,
         to: ShardId,
+        source: StorageError,
+    },
+    /// Adding shards failed part-way; the shards in `added` exist.
+    #[error("adding shards stopped after adding {} of {requested} ({})", added.len(), list_ids(added))]
+    AddShardStopped {
+        requested: u16,
+        added: Vec<ShardId>,
         source: StorageError,
     },
     /// The bucket map after a rebalance is not the balanced one the plan promised: a bug.
@@ -127,6 +134,14 @@ pub fn target_shard_flag(engine: &Engine, value: u64) -> Result<ShardId, AdminEr
                 list_shards(&shards)
             ),
         })
+}
+
+fn list_ids(shards: &[ShardId]) -> String {
+    if shards.is_empty() {
+        return "none".to_owned();
+    }
+    let ids: Vec<String> = shards.iter().map(ShardId::to_string).collect();
+    ids.join(" ")
 }
 
 fn list_shards(shards: &[ShardId]) -> String {
@@ -256,7 +271,16 @@ pub fn add_shards(engine: &Engine, count: u16) -> Result<Vec<ShardId>, AdminErro
     }
     let mut added = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        added.push(storage.add_shard()?);
+        match storage.add_shard() {
+            Ok(shard) => added.push(shard),
+            Err(source) => {
+                return Err(AdminError::AddShardStopped {
+                    requested: count,
+                    added,
+                    source,
+                });
+            }
+        }
     }
     Ok(added)
 }
@@ -546,8 +570,7 @@ pub fn write_integrity_report(
 }
 
 pub fn write_added_shards(out: &mut impl Write, added: &[ShardId]) -> io::Result<()> {
-    let ids: Vec<String> = added.iter().map(ShardId::to_string).collect();
-    writeln!(out, "added shards: {}", ids.join(" "))?;
+    writeln!(out, "added shards: {}", list_ids(added))?;
     writeln!(
         out,
         "they hold no buckets yet: `mercato storage rebalance` moves buckets onto them"
