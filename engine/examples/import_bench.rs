@@ -72,7 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "generated {rows} rows, {:.1} MiB",
         csv.len() as f64 / (1 << 20) as f64
     );
+    let writing_started = std::cell::Cell::new(None::<Instant>);
     let progress = |p: ImportProgress| {
+        if p.phase == ImportPhase::Writing && writing_started.get().is_none() {
+            writing_started.set(Some(Instant::now()));
+        }
         if p.phase == ImportPhase::Writing && p.rows_written.is_multiple_of(20_000) {
             eprintln!("  written {} / {:?}", p.rows_written, p.rows_total);
         }
@@ -87,6 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &progress,
     )?;
     let first = started.elapsed();
+    let validation = writing_started
+        .get()
+        .map_or(first, |w| w.duration_since(started));
     assert!(report.is_complete(), "import failed: {report:?}");
     assert_eq!(report.created, u64::from(rows));
     println!(
@@ -94,6 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         first.as_secs_f64(),
         f64::from(rows) / first.as_secs_f64(),
         report.batches.len()
+    );
+    println!(
+        "  of which validation {:.2} s, writing {:.2} s",
+        validation.as_secs_f64(),
+        (first - validation).as_secs_f64()
     );
 
     let started = Instant::now();
