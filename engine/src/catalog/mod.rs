@@ -363,3 +363,106 @@ impl crate::Engine {
 pub(crate) fn unexpected(output: impl std::fmt::Debug) -> crate::EngineError {
     crate::EngineError::UnexpectedOutput(format!("{output:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::tables::{SEQUENCES, Sequence};
+    use crate::{Actor, Engine, EngineConfig, EngineError, TenantId};
+    use mercato_storage::{ApplyError, Record, StorageConfig, TenantWrite};
+
+    const T: TenantId = TenantId(9);
+
+    /// Sets an id sequence behind the engine's back (to reach a bound without creating ten
+    /// thousand rows).
+    #[derive(Serialize, Deserialize)]
+    struct SetSequence {
+        tenant: TenantId,
+        name: String,
+        value: u64,
+    }
+    impl Record for SetSequence {
+        const KIND: u16 = 60_001;
+        const VERSION: u16 = 1;
+    }
+    impl mercato_storage::Command for SetSequence {
+        type Output = ();
+        type Rejection = ();
+        fn tenant(&self) -> TenantId {
+            self.tenant
+        }
+        fn apply(&self, tx: &mut TenantWrite<'_>) -> Result<(), ApplyError<()>> {
+            Ok(tx.put(&SEQUENCES, &self.name, &Sequence(self.value))?)
+        }
+    }
+
+    fn category(slug: &str) -> CategoryInput {
+        CategoryInput {
+            parent: None,
+            name: slug.into(),
+            slug: slug.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_category_count_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+            engine.create_tenant(T, "Bounded").await.unwrap();
+            engine
+                .create_category(T, Actor::System, category("first"))
+                .await
+                .unwrap();
+            engine.shutdown().unwrap();
+        }
+        {
+            let storage =
+                mercato_storage::Storage::<SetSequence>::open(StorageConfig::new(dir.path()))
+                    .unwrap();
+            storage
+                .execute_blocking(SetSequence {
+                    tenant: T,
+                    name: "category".into(),
+                    value: CATEGORIES_MAX,
+                })
+                .unwrap();
+            storage.close().unwrap();
+        }
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        match engine
+            .create_category(T, Actor::System, category("one-too-many"))
+            .await
+        {
+            Err(EngineError::Rejected(Rejection::Conflict { code, .. })) => {
+                assert_eq!(code, "category_limit")
+            }
+            other => panic!("expected the category bound, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_malformed_currency_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        engine.create_tenant(T, "Currency").await.unwrap();
+        // `Currency::parse` cannot build it; a decoded action can.
+        let bad: Currency = postcard::from_bytes(b"eur").unwrap();
+        assert!(!bad.is_valid());
+        let settings = CatalogSettings {
+            currency: bad,
+            require_verified_manufacturer_to_publish: true,
+        };
+        match engine
+            .set_catalog_settings(T, Actor::System, settings)
+            .await
+        {
+            Err(EngineError::Rejected(Rejection::InvalidField { field, .. })) => {
+                assert_eq!(field, "currency")
+            }
+            other => panic!("expected an invalid currency, got {other:?}"),
+        }
+        assert_eq!(bad.as_str(), "???");
+    }
+}
