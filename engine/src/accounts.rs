@@ -21,7 +21,8 @@
 //!   password is set. A user keeps at most [`SESSIONS_PER_USER_MAX`] sessions: a new login
 //!   removes expired ones and then the oldest.
 //! - API keys ([`Engine::create_api_key`]) act with a role the admin chooses, narrowed by
-//!   [`Scope`]s, with an optional expiry; shown in clear once, stored hashed.
+//!   [`Scope`]s, with an optional expiry; shown in clear once, stored hashed. A key belongs to
+//!   the tenant, not to the admin who made it: disabling that admin does not revoke it.
 //!
 //! # Authorization
 //!
@@ -295,10 +296,16 @@ pub(crate) fn check_user_name(name: &str) -> Result<String, Rejection> {
 /// part, a domain with a dot, no spaces or control characters, at most [`EMAIL_BYTES_MAX`].
 /// Deliverability is not checked.
 pub fn normalize_email(email: &str) -> Result<String, Rejection> {
-    let email = email.trim().to_lowercase();
     let bad = |reason: &str| Err(invalid("email", reason));
+    let too_long = || bad(&format!("must be 1..={EMAIL_BYTES_MAX} bytes"));
+    // Bounded before lowercasing, so oversized input costs no allocation.
+    let email = email.trim();
+    if email.len() > EMAIL_BYTES_MAX {
+        return too_long();
+    }
+    let email = email.to_lowercase();
     if email.is_empty() || email.len() > EMAIL_BYTES_MAX {
-        return bad(&format!("must be 1..={EMAIL_BYTES_MAX} bytes"));
+        return too_long();
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("must not contain spaces");
