@@ -279,7 +279,11 @@ pub fn category_path(
     let mut cursor = Some(id);
     while let Some(current) = cursor {
         let Some(c) = read.get(&CATEGORIES, &current)? else {
-            return Ok(if path.is_empty() { None } else { Some(path) });
+            if path.is_empty() {
+                return Ok(None);
+            }
+            // A missing ancestor (never written by this module): the path found so far.
+            break;
         };
         cursor = c.parent;
         path.push(CategoryPathItem {

@@ -501,7 +501,7 @@ impl Validator<'_> {
 }
 
 impl Engine {
-    /// Imports products from CSV (format and atomicity in the [module docs](self)). Blocking:
+    /// Imports products from CSV (format and atomicity in the [module docs](crate::catalog::csv_io)). Blocking:
     /// reads the file and waits for each batch to be durable; from async code, call it through
     /// `tokio::task::spawn_blocking`.
     ///
