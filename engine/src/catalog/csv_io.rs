@@ -30,7 +30,7 @@
 //! # Atomicity
 //!
 //! Every row is validated first, against a snapshot of the catalog and with the very checks
-//! the write path runs ([`super::products::plan_upsert`]); duplicate `(manufacturer_id, sku)`
+//! the write path runs (`products::plan_upsert`); duplicate `(manufacturer_id, sku)`
 //! rows are errors. Writes then go through the write path in commands of
 //! [`IMPORT_BATCH_ROWS`] rows, each command all-or-nothing.
 //!

@@ -3,7 +3,7 @@
 //!
 //! Every change is one [`CatalogAction`] applied inside a [`Command`](crate::Command); the
 //! records and tables are in [`crate::tables::catalog`]. Reads go through a snapshot and the
-//! functions here take any [`TenantReads`](mercato_storage::TenantReads), so the inventory and
+//! functions here take any `TenantReads`, so the inventory and
 //! orders domains can call them from their own `apply` (on their write handle) as well as the
 //! engine from a read snapshot.
 //!
