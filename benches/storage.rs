@@ -1,1 +1,456 @@
-fn main() {}
+//! Benchmarks of the storage engine (`mercato-storage`), with plain redb as the baseline for
+//! durable writes. Results and how to read them: `docs/benchmarks.md`.
+//!
+//! ```text
+//! cargo bench --bench storage                     # everything, ~1.5 minutes on 2 cores
+//! cargo bench --bench storage -- group_commit     # one group (criterion filter)
+//! ```
+//!
+//! Every benchmark opens its own data directory in a fresh temp dir (on the disk that holds
+//! `/tmp`; set `TMPDIR` to measure another disk), so the durable-write numbers include real
+//! `fdatasync`s. The machines are shared and noisy: compare numbers as ratios within one run,
+//! never across runs.
+//!
+//! After each group-commit benchmark a line `writes: ...` on stderr gives the writes done in
+//! total (warm-up included). Divided by the commits, counted from outside, it is the mean batch
+//! size; redb makes one `fdatasync` per durable commit, so on a filtered run:
+//! `perf record -e syscalls:sys_enter_fdatasync <bench binary> --bench 'group_commit/engine_1shard/64$'`
+//! then `perf report --sort comm` (the shard writer threads are `shard-NNNN-writ`).
+
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use mercato_storage::{
+    ApplyError, Command, Record, Storage, StorageConfig, TableDef, TenantId, TenantReads,
+    TenantWrite,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redb::{Database, Durability, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tempfile::TempDir;
+
+/// Bytes of the value of every row written or read.
+const VALUE_BYTES: usize = 200;
+/// Rows of the table the read benchmarks use.
+const READ_ROWS: u64 = 100_000;
+/// Rows one fill command writes while the read table is built.
+const FILL_ROWS_PER_COMMAND: u64 = 1_000;
+/// Rows per range scan.
+const SCAN_ROWS: usize = 100;
+/// Concurrent writer threads of the group-commit benchmarks.
+const WRITERS: [usize; 3] = [1, 8, 64];
+/// Random read keys drawn up front, so the timed loop does no random-number work.
+const READ_KEYS: usize = 4096;
+
+// ---------------------------------------------------------------------------------------------
+// The command set: one row put (the write benchmarks) and a bulk fill (building the read table).
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Row {
+    data: Vec<u8>,
+}
+impl Record for Row {
+    const KIND: u16 = 100;
+    const VERSION: u16 = 1;
+}
+
+/// One table, keyed by 16-byte (u128) keys: `row_key` for the read table, time-ordered keys
+/// (`time_key`) for the write benchmarks.
+const TABLE: TableDef<u128, Row> = TableDef::new(1, "rows");
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+enum BenchCommand {
+    /// One row.
+    Put {
+        tenant: u64,
+        key: u128,
+        data: Vec<u8>,
+    },
+    /// Rows `first..first + count` with `fill_value` values.
+    Fill { tenant: u64, first: u64, count: u64 },
+}
+impl Record for BenchCommand {
+    const KIND: u16 = 101;
+    const VERSION: u16 = 1;
+}
+
+impl Command for BenchCommand {
+    type Output = ();
+    type Rejection = ();
+
+    fn tenant(&self) -> TenantId {
+        match *self {
+            BenchCommand::Put { tenant, .. } | BenchCommand::Fill { tenant, .. } => {
+                TenantId(tenant)
+            }
+        }
+    }
+
+    fn apply(&self, tx: &mut TenantWrite<'_>) -> Result<(), ApplyError<()>> {
+        match self {
+            BenchCommand::Put { key, data, .. } => {
+                tx.put(&TABLE, key, &Row { data: data.clone() })?;
+            }
+            BenchCommand::Fill { first, count, .. } => {
+                for i in *first..*first + *count {
+                    tx.put(
+                        &TABLE,
+                        &row_key(i),
+                        &Row {
+                            data: fill_value(i),
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Key of the `i`-th row of the read table.
+fn row_key(i: u64) -> u128 {
+    u128::from(i)
+}
+
+fn fill_value(i: u64) -> Vec<u8> {
+    (0..VALUE_BYTES).map(|j| (i as usize + j) as u8).collect()
+}
+
+/// A time-ordered 16-byte key, as a UUIDv7-like id would be: wall-clock nanoseconds, then the
+/// writer and its sequence number (so keys are unique even within one nanosecond).
+fn time_key(writer: usize, seq: u64) -> u128 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (u128::from(nanos) << 64) | ((writer as u128) << 40) | u128::from(seq)
+}
+
+fn writer_value(writer: usize) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(writer as u64);
+    (0..VALUE_BYTES).map(|_| rng.random()).collect()
+}
+
+fn open_engine(dir: &TempDir, shards: u16) -> Storage<BenchCommand> {
+    let mut config = StorageConfig::new(dir.path());
+    config.shards_initial = shards;
+    Storage::open(config).expect("open storage")
+}
+
+/// One tenant per writer thread, spread round-robin over the engine's shards.
+fn writer_tenants(storage: &Storage<BenchCommand>, writers: usize) -> Vec<u64> {
+    let shards = storage.shard_ids();
+    let mut next = 1_000u64;
+    (0..writers)
+        .map(|w| {
+            let want = shards[w % shards.len()];
+            let tenant = (next..)
+                .find(|t| storage.shard_of(TenantId(*t)) == want)
+                .expect("some tenant maps to every shard");
+            next = tenant + 1;
+            tenant
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+struct ReadFixture {
+    _dir: TempDir,
+    storage: Storage<BenchCommand>,
+    tenant: TenantId,
+    /// Random existing row numbers.
+    rows: Vec<u64>,
+}
+
+impl ReadFixture {
+    fn new() -> ReadFixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = open_engine(&dir, 1);
+        let tenant = 7;
+        for first in (0..READ_ROWS).step_by(FILL_ROWS_PER_COMMAND as usize) {
+            storage
+                .execute_blocking(BenchCommand::Fill {
+                    tenant,
+                    first,
+                    count: FILL_ROWS_PER_COMMAND.min(READ_ROWS - first),
+                })
+                .expect("fill");
+        }
+        let mut rng = StdRng::seed_from_u64(42);
+        let rows = (0..READ_KEYS)
+            .map(|_| rng.random_range(0..READ_ROWS))
+            .collect();
+        ReadFixture {
+            _dir: dir,
+            storage,
+            tenant: TenantId(tenant),
+            rows,
+        }
+    }
+}
+
+fn reads(c: &mut Criterion) {
+    let mut fixture: Option<ReadFixture> = None;
+
+    let mut group = c.benchmark_group("point_get");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .throughput(Throughput::Elements(1));
+    group.bench_function("read_then_get", |b| {
+        let f = fixture.get_or_insert_with(ReadFixture::new);
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % f.rows.len();
+            let key = row_key(f.rows[i]);
+            let row = f
+                .storage
+                .read(f.tenant)
+                .expect("read")
+                .get(&TABLE, &key)
+                .expect("get");
+            black_box(row.expect("row exists"))
+        });
+    });
+    group.bench_function("snapshot_get", |b| {
+        let f = fixture.get_or_insert_with(ReadFixture::new);
+        let snapshot = f.storage.read(f.tenant).expect("read");
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % f.rows.len();
+            let row = snapshot.get(&TABLE, &row_key(f.rows[i])).expect("get");
+            black_box(row.expect("row exists"))
+        });
+    });
+    group.bench_function("snapshot_open", |b| {
+        let f = fixture.get_or_insert_with(ReadFixture::new);
+        b.iter(|| black_box(f.storage.read(f.tenant).expect("read")));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("range_scan");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .throughput(Throughput::Elements(SCAN_ROWS as u64));
+    group.bench_function("read_then_scan_100", |b| {
+        let f = fixture.get_or_insert_with(ReadFixture::new);
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % f.rows.len();
+            let after = row_key(f.rows[i] % (READ_ROWS - SCAN_ROWS as u64));
+            let rows = f
+                .storage
+                .read(f.tenant)
+                .expect("read")
+                .scan(&TABLE, &(), Some(&after), SCAN_ROWS)
+                .expect("scan");
+            assert_eq!(rows.len(), SCAN_ROWS);
+            black_box(rows)
+        });
+    });
+    group.bench_function("snapshot_scan_100", |b| {
+        let f = fixture.get_or_insert_with(ReadFixture::new);
+        let snapshot = f.storage.read(f.tenant).expect("read");
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % f.rows.len();
+            let after = row_key(f.rows[i] % (READ_ROWS - SCAN_ROWS as u64));
+            let rows = snapshot
+                .scan(&TABLE, &(), Some(&after), SCAN_ROWS)
+                .expect("scan");
+            assert_eq!(rows.len(), SCAN_ROWS);
+            black_box(rows)
+        });
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durable writes.
+
+const RAW_TABLE: TableDefinition<u128, &[u8]> = TableDefinition::new("rows");
+
+/// A plain redb file, with the engine's per-shard page cache size.
+fn open_raw(dir: &TempDir) -> Database {
+    let mut builder = Database::builder();
+    builder.set_cache_size(StorageConfig::new(dir.path()).cache_bytes_per_shard);
+    let db = builder.create(dir.path().join("raw.redb")).expect("create");
+    let txn = db.begin_write().expect("begin");
+    txn.open_table(RAW_TABLE).expect("table");
+    txn.commit().expect("commit");
+    db
+}
+
+/// One durable redb transaction holding one insert.
+fn raw_put(db: &Database, key: u128, value: &[u8]) {
+    let mut txn = db.begin_write().expect("begin");
+    txn.set_durability(Durability::Immediate)
+        .expect("durability");
+    {
+        let mut table = txn.open_table(RAW_TABLE).expect("table");
+        table.insert(key, value).expect("insert");
+    }
+    txn.commit().expect("commit");
+}
+
+fn engine_put(storage: &Storage<BenchCommand>, tenant: u64, key: u128, data: &[u8]) {
+    storage
+        .execute_blocking(BenchCommand::Put {
+            tenant,
+            key,
+            data: data.to_vec(),
+        })
+        .expect("execute");
+}
+
+/// Runs `iters` writes spread over `writers` threads, each calling `write(writer, count)`, and
+/// returns the time from the moment all threads are started until the last one is done.
+fn run_writers(writers: usize, iters: u64, write: &(dyn Fn(usize, u64) + Sync)) -> Duration {
+    let barrier = Barrier::new(writers + 1);
+    let started = std::thread::scope(|s| {
+        for w in 0..writers {
+            let count = iters / writers as u64 + u64::from((w as u64) < iters % writers as u64);
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                write(w, count);
+            });
+        }
+        barrier.wait();
+        Instant::now()
+        // The scope joins every writer before returning.
+    });
+    started.elapsed()
+}
+
+fn report_writes(id: &str, writes: &AtomicU64) {
+    eprintln!(
+        "{id}: writes: {} in total (warm-up included)",
+        writes.swap(0, Ordering::Relaxed)
+    );
+}
+
+fn single_durable_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("single_durable_write");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(1));
+    let value = writer_value(0);
+    group.bench_function("engine", |b| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = open_engine(&dir, 1);
+        let tenant = writer_tenants(&storage, 1)[0];
+        let mut seq = 0;
+        b.iter(|| {
+            seq += 1;
+            engine_put(&storage, tenant, time_key(0, seq), &value);
+        });
+        storage.close().expect("close");
+    });
+    group.bench_function("raw_redb", |b| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = open_raw(&dir);
+        let mut seq = 0;
+        b.iter(|| {
+            seq += 1;
+            raw_put(&db, time_key(0, seq), &value);
+        });
+    });
+    group.finish();
+}
+
+fn group_commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_commit");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(1));
+    let writers_max = WRITERS.into_iter().max().unwrap_or(1).max(64);
+    let values: Vec<Vec<u8>> = (0..writers_max).map(writer_value).collect();
+    let writes = AtomicU64::new(0);
+
+    // `one_tenant`: every writer writes for the same tenant (all rows land in one place of the
+    // B-tree); otherwise each writer has its own tenant, as independent clients would.
+    let engine = |group: &mut criterion::BenchmarkGroup<'_, WallTime>,
+                  shards: u16,
+                  writers: usize,
+                  one_tenant: bool| {
+        let name = if one_tenant {
+            format!("engine_{shards}shard_1tenant")
+        } else {
+            format!("engine_{shards}shard")
+        };
+        let id = BenchmarkId::new(&name, writers);
+        let mut ran = false;
+        group.bench_function(id, |b| {
+            ran = true;
+            let dir = tempfile::tempdir().expect("temp dir");
+            let storage = open_engine(&dir, shards);
+            let mut tenants = writer_tenants(&storage, writers);
+            if one_tenant {
+                let first = tenants[0];
+                tenants.fill(first);
+            }
+            let seqs: Vec<AtomicU64> = (0..writers).map(|_| AtomicU64::new(0)).collect();
+            let write = |w: usize, count: u64| {
+                for _ in 0..count {
+                    let seq = seqs[w].fetch_add(1, Ordering::Relaxed);
+                    engine_put(&storage, tenants[w], time_key(w, seq), &values[w]);
+                }
+                writes.fetch_add(count, Ordering::Relaxed);
+            };
+            b.iter_custom(|iters| run_writers(writers, iters, &write));
+            storage.close().expect("close");
+        });
+        if ran {
+            report_writes(&format!("group_commit/{name}/{writers}"), &writes);
+        }
+    };
+    for writers in WRITERS {
+        engine(&mut group, 1, writers, false);
+        let id = BenchmarkId::new("raw_redb", writers);
+        let mut ran = false;
+        group.bench_function(id, |b| {
+            ran = true;
+            let dir = tempfile::tempdir().expect("temp dir");
+            let db = open_raw(&dir);
+            let seqs: Vec<AtomicU64> = (0..writers).map(|_| AtomicU64::new(0)).collect();
+            let write = |w: usize, count: u64| {
+                for _ in 0..count {
+                    let seq = seqs[w].fetch_add(1, Ordering::Relaxed);
+                    raw_put(&db, time_key(w, seq), &values[w]);
+                }
+                writes.fetch_add(count, Ordering::Relaxed);
+            };
+            b.iter_custom(|iters| run_writers(writers, iters, &write));
+        });
+        if ran {
+            report_writes(&format!("group_commit/raw_redb/{writers}"), &writes);
+        }
+    }
+    engine(&mut group, 4, 64, false);
+    engine(&mut group, 1, 64, true);
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = reads, single_durable_write, group_commit
+}
+criterion_main!(benches);
