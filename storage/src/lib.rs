@@ -62,6 +62,7 @@ pub use error::{ApplyError, ExecuteError, OpenError, StorageError};
 pub use fault::FaultInjector;
 pub use ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId, stable_hash};
 pub use keys::{KeyCodec, TableDef};
+pub use reshard::MoveReport;
 pub use storage::{BlobGcReport, Storage, StorageConfig};
 pub use txn::{SCAN_ROWS_MAX, TenantRead, TenantReads, TenantWrite};
 pub use verify::{IntegrityReport, verify_data_dir};
