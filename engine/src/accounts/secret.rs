@@ -60,7 +60,7 @@ static HASHING_PERMITS: Semaphore = Semaphore::const_new(PASSWORD_HASHING_CONCUR
 /// A PHC string of a password hash with the production parameters, for a password nobody
 /// knows: verified against when a login names an unknown email, so that an unknown email takes
 /// as long as a wrong password (no user enumeration by timing).
-const DUMMY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWVyY2F0by1kdW1teS1zYWx0$mQbHMYeqnqOlDf8ku4D+Sf2NlbZhaV1J7BPljTs8UEY";
+const DECOY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWVyY2F0by1kdW1teS1zYWx0$mQbHMYeqnqOlDf8ku4D+Sf2NlbZhaV1J7BPljTs8UEY";
 
 /// A secret shown to its owner once (a session token, an API key, the platform token).
 /// `Debug` never prints it.
@@ -162,7 +162,7 @@ pub async fn hash_password(password: &str) -> Result<PasswordHash, EngineError> 
     .await
 }
 
-/// Verifies a password against a stored hash off the async runtime (`None`: against the dummy
+/// Verifies a password against a stored hash off the async runtime (`None`: against the decoy
 /// hash, to spend the same time; always false).
 pub(crate) async fn verify_password(
     password: &str,
@@ -170,7 +170,7 @@ pub(crate) async fn verify_password(
 ) -> Result<bool, EngineError> {
     let password = password.to_string();
     let known = stored.is_some();
-    let phc = stored.map_or_else(|| DUMMY_PASSWORD_HASH.to_string(), |h| h.0.clone());
+    let phc = stored.map_or_else(|| DECOY_PASSWORD_HASH.to_string(), |h| h.0.clone());
     off_runtime(move || {
         let parsed = argon2::password_hash::PasswordHash::new(&phc)
             .map_err(|e| EngineError::Credential(format!("stored hash: {e}")))?;
@@ -328,13 +328,13 @@ mod tests {
         let (token, _) = new_token(TokenKind::Session, TenantId(3)).unwrap();
         let shown = format!("{token:?}");
         assert!(!shown.contains(&token.expose_secret()[6..]), "{shown}");
-        let hash = PasswordHash(DUMMY_PASSWORD_HASH.into());
+        let hash = PasswordHash(DECOY_PASSWORD_HASH.into());
         assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");
     }
 
     #[test]
-    fn the_dummy_hash_costs_what_a_real_one_does() {
-        let parsed = argon2::password_hash::PasswordHash::new(DUMMY_PASSWORD_HASH).unwrap();
+    fn the_decoy_hash_costs_what_a_real_one_does() {
+        let parsed = argon2::password_hash::PasswordHash::new(DECOY_PASSWORD_HASH).unwrap();
         let params = Params::try_from(&parsed).unwrap();
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert_eq!(
