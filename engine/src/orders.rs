@@ -379,22 +379,13 @@ impl Engine {
         actor: Actor,
         input: PlaceOrder,
     ) -> Result<PlacedOrder, EngineError> {
-        let replay = self.idempotent_replay(
-            tenant,
+        let (buyer, key, hash) = (
             input.buyer_user_id,
-            input.idempotency_key.as_deref(),
-            &input.request_hash,
-        )?;
-        if let Some(placed) = replay {
-            return Ok(placed);
-        }
-        match self
-            .run_orders(tenant, actor, OrdersAction::Place(input))
-            .await?
-        {
-            OrdersOutput::Placed(placed) => Ok(*placed),
-            other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
-        }
+            input.idempotency_key.clone(),
+            input.request_hash,
+        );
+        self.place_idempotently(tenant, actor, buyer, key, hash, OrdersAction::Place(input))
+            .await
     }
 
     /// Places a new order with the lines of an earlier order of the same retailer.
@@ -404,19 +395,43 @@ impl Engine {
         actor: Actor,
         input: Reorder,
     ) -> Result<PlacedOrder, EngineError> {
+        let (buyer, key, hash) = (
+            input.buyer_user_id,
+            input.idempotency_key.clone(),
+            input.request_hash,
+        );
+        self.place_idempotently(
+            tenant,
+            actor,
+            buyer,
+            key,
+            hash,
+            OrdersAction::Reorder(input),
+        )
+        .await
+    }
+
+    /// Returns the order an earlier request with the same idempotency key placed (read only,
+    /// no command), or runs `action`; the command repeats the check inside its transaction.
+    async fn place_idempotently(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+        buyer_user_id: u64,
+        idempotency_key: Option<String>,
+        request_hash: [u8; 32],
+        action: OrdersAction,
+    ) -> Result<PlacedOrder, EngineError> {
         let replay = self.idempotent_replay(
             tenant,
-            input.buyer_user_id,
-            input.idempotency_key.as_deref(),
-            &input.request_hash,
+            buyer_user_id,
+            idempotency_key.as_deref(),
+            &request_hash,
         )?;
         if let Some(placed) = replay {
             return Ok(placed);
         }
-        match self
-            .run_orders(tenant, actor, OrdersAction::Reorder(input))
-            .await?
-        {
+        match self.run_orders(tenant, actor, action).await? {
             OrdersOutput::Placed(placed) => Ok(*placed),
             other => Err(EngineError::UnexpectedOutput(format!("{other:?}"))),
         }
