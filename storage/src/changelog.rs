@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub const CHANGES_PAGE_MAX: usize = 4096;
 /// Upper bound on entries deleted by one trim pass (bounds the extra work in a batch).
 pub const TRIM_ENTRIES_MAX: usize = 4096;
+/// Upper bound on registered change-log readers per shard.
+pub const READERS_MAX: usize = 64;
 /// Upper bound on a change-log reader's name.
 pub const READER_NAME_BYTES_MAX: usize = 64;
 

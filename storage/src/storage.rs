@@ -1,7 +1,9 @@
 //! The data directory: opening, routing tenants to shards, and the public operations.
 
 use crate::blob::{BlobHash, BlobPut, BlobStore};
-use crate::changelog::{CHANGES_PAGE_MAX, ChangeEntry, ChangePage, READER_NAME_BYTES_MAX};
+use crate::changelog::{
+    CHANGES_PAGE_MAX, ChangeEntry, ChangePage, READER_NAME_BYTES_MAX, READERS_MAX,
+};
 use crate::command::Command;
 use crate::envelope::{self, Record};
 use crate::error::{ExecuteError, OpenError, StorageError};
@@ -478,6 +480,12 @@ impl<C: Command> Storage<C> {
         if name.is_empty() || name.len() > READER_NAME_BYTES_MAX {
             return Err(StorageError::Meta(format!(
                 "reader name must be 1..={READER_NAME_BYTES_MAX} bytes"
+            )));
+        }
+        let readers = self.readers(shard)?;
+        if !readers.contains_key(name) && readers.len() >= READERS_MAX {
+            return Err(StorageError::Meta(format!(
+                "shard {shard} already has {READERS_MAX} change-log readers"
             )));
         }
         let shard = self.shard(shard)?;

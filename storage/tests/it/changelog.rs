@@ -139,4 +139,9 @@ fn reader_names_are_bounded() {
     assert!(s.set_reader(ShardId(0), "", 0).is_err());
     assert!(s.set_reader(ShardId(0), &"x".repeat(65), 0).is_err());
     assert!(s.set_reader(ShardId(9), "ok", 0).is_err(), "no such shard");
+    for i in 0..64 {
+        s.set_reader(ShardId(0), &format!("reader-{i}"), 0).unwrap();
+    }
+    assert!(s.set_reader(ShardId(0), "one-too-many", 0).is_err());
+    s.set_reader(ShardId(0), "reader-3", 5).unwrap();
 }
