@@ -9,6 +9,7 @@
 //! 4. [`enforce_limits`]: refuses a declared oversized body up front, and bounds the time to
 //!    produce a response.
 
+use crate::api::ratelimit::{self, RateLimits};
 use crate::config::HttpConfig;
 use crate::problem::{ApiError, ErrorCode, is_problem, problem_response};
 use crate::routes;
@@ -24,6 +25,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tower_http::compression::CompressionLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Route label of requests that matched no route; the raw path is never a label, so the
 /// metrics' cardinality stays bounded whatever clients send.
@@ -77,9 +80,34 @@ struct RequestLimits {
     timeout: Duration,
 }
 
-/// The complete application: every resource module's router, merged here and only here.
+/// Every `/v1` route with its OpenAPI entry: each resource module's router, merged here and
+/// only here.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::accounts::router())
+        .merge(routes::catalog::router())
+        .merge(routes::orders::router())
+}
+
+/// The OpenAPI document of [`api_routes`], as `/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes::docs::finish_document(api_routes().into_openapi())
+}
+
+/// The complete application: the API (behind the per-credential rate limiter), its
+/// documentation and the operations endpoints.
 pub fn router(state: AppState, http: &HttpConfig) -> Router {
-    with_middleware(Router::new().merge(routes::ops::router()), http).with_state(state)
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = routes::docs::finish_document(doc);
+    let limits = RateLimits::new(http.rate_limit_per_second, http.rate_limit_burst);
+    let api = api.layer(middleware::from_fn_with_state(limits, ratelimit::limit));
+    let routes = Router::new()
+        .merge(api)
+        .merge(routes::docs::router(&doc))
+        .merge(routes::ops::router());
+    with_middleware(routes, http)
+        .layer(CompressionLayer::new())
+        .with_state(state)
 }
 
 /// Adds the 404 fallback and the middleware stack (see the module documentation) to `routes`.

@@ -52,6 +52,8 @@ pub const HEADER_READ_TIMEOUT_MS_MAX: i64 = 600_000;
 pub const REQUEST_BODY_BYTES_LIMIT: u64 = 1 << 30;
 /// Upper bound of `http.connections_max`.
 pub const CONNECTIONS_LIMIT: i64 = 1_000_000;
+/// Upper bound of `http.rate_limit_per_second` and `http.rate_limit_burst`.
+pub const RATE_LIMIT_LIMIT: i64 = 10_000_000;
 /// Upper bound of `storage.shards_initial`; the storage layer enforces the same bound.
 pub const SHARDS_LIMIT: i64 = 256;
 /// Upper bound of `storage.commit_batch_count_max`; the storage layer enforces the same bound.
@@ -98,6 +100,11 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub connections_max: u32,
+    /// Requests per second each credential (or each client address, for anonymous requests)
+    /// may make on average; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    /// Requests a credential may make at once above the average rate.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,6 +283,8 @@ struct RawHttp {
     request_timeout_ms: i64,
     header_read_timeout_ms: i64,
     connections_max: i64,
+    rate_limit_per_second: i64,
+    rate_limit_burst: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -437,6 +446,18 @@ impl RawConfig {
                 1,
                 CONNECTIONS_LIMIT,
             )),
+            rate_limit_per_second: narrow(check.int_in(
+                "http.rate_limit_per_second",
+                self.http.rate_limit_per_second,
+                0,
+                RATE_LIMIT_LIMIT,
+            )),
+            rate_limit_burst: narrow(check.int_in(
+                "http.rate_limit_burst",
+                self.http.rate_limit_burst,
+                1,
+                RATE_LIMIT_LIMIT,
+            )),
         };
 
         let storage = StorageConfig {
@@ -515,6 +536,8 @@ impl From<&Config> for RawConfig {
                 request_timeout_ms: duration_ms(config.http.request_timeout),
                 header_read_timeout_ms: duration_ms(config.http.header_read_timeout),
                 connections_max: i64::from(config.http.connections_max),
+                rate_limit_per_second: i64::from(config.http.rate_limit_per_second),
+                rate_limit_burst: i64::from(config.http.rate_limit_burst),
             },
             storage: RawStorage {
                 shards_initial: i64::from(config.storage.shards_initial),

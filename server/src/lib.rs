@@ -11,6 +11,8 @@
 //!   `shutdown_grace_ms`, then closes the engine;
 //! - [`app`]: shared [`app::AppState`], the router merged from [`routes`], and the middleware
 //!   (metrics, body and time limits, problem+json for framework errors);
+//! - [`api`]: what every `/v1` handler shares: credentials, error mapping, pagination, ETags,
+//!   rate limits;
 //! - [`problem`]: the API error type and the table of stable error codes;
 //! - [`connection`]: connection admission (`http.connections_max`, first-byte deadline);
 //! - [`tls`]: rustls configuration from PEM files or a self-signed certificate;
@@ -19,7 +21,9 @@
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //!
 //! Architecture invariant: the engine knows nothing of HTTP; this crate converts between wire
-//! types and engine types, and runs every blocking engine call on the blocking thread pool.
+//! types and engine types. Engine calls that may take more than microseconds (scans of many
+//! rows, CSV, password hashing, audit queries) run on the blocking thread pool
+//! ([`api::blocking`]); point reads of a few microseconds run inline.
 //!
 //! Serving on a listener bound by the caller (tests bind `127.0.0.1:0`):
 //!
@@ -41,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

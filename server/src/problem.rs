@@ -43,6 +43,21 @@ pub enum ErrorCode {
     ShuttingDown,
     /// An unexpected failure inside the server; details are in the server log only.
     Internal,
+    /// No credential, or one that is malformed, unknown, expired or revoked; or a failed login.
+    Unauthenticated,
+    /// The credential is valid but may not do this.
+    Forbidden,
+    /// The change conflicts with the current state. The body's `code` is the specific conflict
+    /// (for example `illegal_transition`, `duplicate_sku`, `idempotency_key_reused`).
+    Conflict,
+    /// A field of the request is invalid; the body's `field` names it.
+    InvalidField,
+    /// Some lines of an order cannot be placed; the body's `lines` names each one.
+    OrderLinesRejected,
+    /// The credential (or client address) exceeded its request rate; see `Retry-After`.
+    RateLimited,
+    /// The storage writer's queue is full; retry after `Retry-After`.
+    Overloaded,
 }
 
 /// One row of the code table.
@@ -54,7 +69,7 @@ pub struct ErrorSpec {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
@@ -65,6 +80,13 @@ impl ErrorCode {
         ErrorCode::NotReady,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidField,
+        ErrorCode::OrderLinesRejected,
+        ErrorCode::RateLimited,
+        ErrorCode::Overloaded,
     ];
 
     /// The code table.
@@ -113,6 +135,33 @@ impl ErrorCode {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error",
             ),
+            Unauthenticated => (
+                "unauthenticated",
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+            ),
+            Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Forbidden"),
+            Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            InvalidField => (
+                "invalid_field",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid field",
+            ),
+            OrderLinesRejected => (
+                "order_lines_rejected",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Order lines rejected",
+            ),
+            RateLimited => (
+                "rate_limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+            ),
+            Overloaded => (
+                "overloaded",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service overloaded",
+            ),
         };
         ErrorSpec {
             code,
@@ -137,6 +186,10 @@ impl ErrorCode {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::UnprocessableContent,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
             status if status.is_client_error() => ErrorCode::BadRequest,
             _ => ErrorCode::Internal,
         }
@@ -156,6 +209,8 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug)]
 pub enum ApiError {
     Problem { code: ErrorCode, detail: String },
+    /// A problem with a more specific code, extension members or extra headers.
+    Detailed(Box<DetailedProblem>),
     Internal(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -174,6 +229,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Problem { code, .. } => *code,
+            ApiError::Detailed(problem) => problem.code,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -183,6 +239,12 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::Problem { code, detail } => write!(f, "{code}: {detail}"),
+            ApiError::Detailed(problem) => write!(
+                f,
+                "{}: {}",
+                problem.specific.unwrap_or(problem.code.as_str()),
+                problem.detail
+            ),
             ApiError::Internal(error) => write!(f, "internal: {}", ErrorChain(error.as_ref())),
         }
     }
@@ -214,17 +276,121 @@ pub struct ProblemBody {
     pub status: u16,
     pub detail: String,
     pub code: &'static str,
+    /// Extension members (`field`, `lines`, ...), flattened into the body.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The problem body as the OpenAPI document describes it (every error response of every route).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code: one of the generic codes (`not_found`, `invalid_field`,
+    /// `unauthenticated`, `forbidden`, `rate_limited`, `payload_too_large`, ...) or, for 409, the
+    /// specific conflict (`illegal_transition`, `duplicate_sku`, `idempotency_key_reused`, ...).
+    pub code: String,
+    /// For `invalid_field`: the offending field.
+    pub field: Option<String>,
+    /// For `order_lines_rejected`: each offending line (0-based index) with its code.
+    pub lines: Option<Vec<LineProblemDoc>>,
+}
+
+/// One offending order line in a problem body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = LineProblem)]
+pub struct LineProblemDoc {
+    pub line: u32,
+    pub code: String,
+    pub detail: String,
+}
+
+/// A problem beyond code and detail: see [`ApiError::Detailed`].
+#[derive(Debug)]
+pub struct DetailedProblem {
+    /// Decides the status and title.
+    pub code: ErrorCode,
+    /// Replaces the body's `code` (and the `type` URI) with a more specific stable code.
+    pub specific: Option<&'static str>,
+    pub detail: String,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// A problem with a specific code and extension members.
+    pub fn detailed(
+        code: ErrorCode,
+        specific: Option<&'static str>,
+        detail: impl Into<String>,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        ApiError::Detailed(Box::new(DetailedProblem {
+            code,
+            specific,
+            detail: detail.into(),
+            extra,
+            headers: Vec::new(),
+        }))
+    }
+
+    /// A problem naming the invalid field in a `field` member.
+    pub fn invalid_field(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        let field = field.into();
+        let mut extra = serde_json::Map::new();
+        extra.insert("field".to_owned(), serde_json::Value::String(field.clone()));
+        ApiError::detailed(
+            ErrorCode::InvalidField,
+            None,
+            format!("field `{field}` is invalid: {reason}"),
+            extra,
+        )
+    }
+
+    /// Adds a response header (such as `Retry-After` or `WWW-Authenticate`).
+    pub fn with_header(self, name: header::HeaderName, value: HeaderValue) -> Self {
+        let mut problem = match self {
+            ApiError::Problem { code, detail } => DetailedProblem {
+                code,
+                specific: None,
+                detail,
+                extra: serde_json::Map::new(),
+                headers: Vec::new(),
+            },
+            ApiError::Detailed(problem) => *problem,
+            internal @ ApiError::Internal(_) => return internal,
+        };
+        problem.headers.push((name, value));
+        ApiError::Detailed(Box::new(problem))
+    }
 }
 
 /// Builds a problem response for `code` with `detail`.
 pub fn problem_response(code: ErrorCode, detail: String) -> Response {
+    problem_response_with(code, None, detail, serde_json::Map::new())
+}
+
+/// A problem response with a specific code and extension members.
+pub fn problem_response_with(
+    code: ErrorCode,
+    specific: Option<&'static str>,
+    detail: String,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Response {
     let spec = code.spec();
+    let code_text = specific.unwrap_or(spec.code);
     let body = ProblemBody {
-        problem_type: format!("{PROBLEM_TYPE_PREFIX}{}", spec.code),
+        problem_type: format!("{PROBLEM_TYPE_PREFIX}{code_text}"),
         title: spec.title,
         status: spec.status.as_u16(),
         detail,
-        code: spec.code,
+        code: code_text,
+        extra,
     };
     let mut response = (spec.status, Json(body)).into_response();
     response.headers_mut().insert(
@@ -238,6 +404,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Problem { code, detail } => problem_response(code, detail),
+            ApiError::Detailed(problem) => {
+                let DetailedProblem {
+                    code,
+                    specific,
+                    detail,
+                    extra,
+                    headers,
+                } = *problem;
+                let mut response = problem_response_with(code, specific, detail, extra);
+                for (name, value) in headers {
+                    response.headers_mut().append(name, value);
+                }
+                response
+            }
             ApiError::Internal(error) => {
                 tracing::error!(error = %ErrorChain(error.as_ref()), "internal error while handling a request");
                 problem_response(

@@ -1,3 +1,7 @@
 //! Resource modules. Each exposes one `router()`; [`crate::app::router`] merges them.
 
+pub mod accounts;
+pub mod catalog;
+pub mod docs;
 pub mod ops;
+pub mod orders;
