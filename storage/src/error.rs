@@ -38,6 +38,12 @@ pub enum StorageError {
     Database { shard: ShardId, reason: String },
     #[error("shard {shard}: commit failed, nothing in this batch was written: {reason}")]
     Commit { shard: ShardId, reason: String },
+    /// Appending the batch to the write-ahead log failed and the partial append could not be
+    /// undone: the batch was not acknowledged, but it may be present after a restart.
+    #[error(
+        "shard {shard}: commit failed and could not be undone; the batch may be present after a restart: {reason}"
+    )]
+    CommitUncertain { shard: ShardId, reason: String },
     #[error(
         "shard {shard} is unavailable after an earlier I/O failure ({reason}); restart the process once the cause is fixed"
     )]

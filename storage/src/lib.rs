@@ -42,6 +42,7 @@
 pub mod blob;
 pub mod changelog;
 mod command;
+mod crc32c;
 pub mod envelope;
 mod error;
 mod fault;
@@ -53,6 +54,7 @@ mod storage;
 pub mod tables;
 mod txn;
 mod verify;
+mod wal;
 
 pub use blob::{BlobHash, BlobPut};
 pub use changelog::{ChangeEntry, ChangeKind, ChangePage, ChangedRow};
@@ -63,6 +65,10 @@ pub use fault::FaultInjector;
 pub use ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId, stable_hash};
 pub use keys::{KeyCodec, TableDef};
 pub use reshard::MoveReport;
-pub use storage::{BlobGcReport, Storage, StorageConfig};
+pub use storage::{
+    BlobGcReport, CHECKPOINT_INTERVAL_DEFAULT, CHECKPOINT_INTERVAL_MAX, CHECKPOINT_INTERVAL_MIN,
+    CHECKPOINT_WAL_BYTES_DEFAULT, CHECKPOINT_WAL_BYTES_MAX, CHECKPOINT_WAL_BYTES_MIN, Storage,
+    StorageConfig,
+};
 pub use txn::{SCAN_ROWS_MAX, TenantRead, TenantReads, TenantWrite};
 pub use verify::{IntegrityReport, verify_data_dir};

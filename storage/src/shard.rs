@@ -1,10 +1,27 @@
-//! A shard: one redb file, its writer thread, and the group-commit write path.
+//! A shard: one redb file, its write-ahead log, its writer thread, and the group-commit write
+//! path.
 //!
 //! Every change to a shard goes through its writer. Callers put operations on a bounded
-//! channel; the writer takes whatever is pending (up to a count and a byte bound), applies it
-//! in one redb write transaction, commits once with `Durability::Immediate`, and only then
-//! answers each caller. A command whose validation fails is dropped alone; a storage failure
-//! fails the whole batch and nothing of it is written.
+//! channel; the writer takes whatever is pending (up to a count and a byte bound) and applies it
+//! in one redb write transaction. A command whose validation fails is dropped alone; a storage
+//! failure fails the whole batch and nothing of it is written.
+//!
+//! Durability, in this order, for a batch of commands:
+//!
+//! 1. the batch's accepted commands are appended to the shard's write-ahead log (`wal.rs`) as
+//!    one record, with one `write` and one `fdatasync`;
+//! 2. the redb transaction is committed with `Durability::None`: it becomes visible to readers,
+//!    without the scattered page writes and sync of a durable redb commit;
+//! 3. the callers are answered.
+//!
+//! So nothing a reader can see is missing from the synced log. A *checkpoint* (every
+//! `checkpoint_interval`, or when the log holds `checkpoint_wal_bytes`, or at close) commits an
+//! empty transaction with `Durability::Immediate`, which makes every earlier commit durable in
+//! the redb file, and then empties the log. A batch that holds an operation of the engine
+//! itself (bucket import or drop, reader positions, probe, barrier) is rare and commits with
+//! `Durability::Immediate` directly: it is a checkpoint, and its rows (bucket imports copied
+//! from another shard) are never in any log. At open, the log's records above the redb file's
+//! durable `last_lsn` are applied again through this same write path ([`Writer::recover`]).
 
 use crate::changelog::{ChangeEntry, ChangeKind, ChangedRow, TRIM_ENTRIES_MAX};
 use crate::command::Command;
@@ -17,13 +34,14 @@ use crate::tables::{
     SHARD_META, SHARD_PROBE,
 };
 use crate::txn::{DataTable, TenantWrite, decode_count};
-use crossbeam_channel::Receiver;
+use crate::wal::{FILE_HEADER_LEN, RecordBuf, Wal, WalContents};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 use redb::{Database, Durability, ReadableTable, Table};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Bounds of one group-commit batch and of the change-log retention window.
@@ -33,6 +51,10 @@ pub struct WriterLimits {
     pub batch_bytes_max: usize,
     /// The newest entries kept regardless of readers, for late readers and debugging.
     pub changelog_retain_entries_min: u64,
+    /// Longest time a commit stays durable only through the write-ahead log.
+    pub checkpoint_interval: Duration,
+    /// Log size that triggers a checkpoint before the interval is over.
+    pub checkpoint_wal_bytes: u64,
 }
 
 /// Where a writer sends an answer: to an async caller or to a blocked thread. (tokio's
@@ -41,6 +63,8 @@ pub struct WriterLimits {
 pub(crate) enum Reply<T> {
     Async(oneshot::Sender<T>),
     Blocking(crossbeam_channel::Sender<T>),
+    /// Nobody waits: a command applied again from the write-ahead log at open.
+    Replay,
 }
 
 impl<T> Reply<T> {
@@ -53,6 +77,7 @@ impl<T> Reply<T> {
             Reply::Blocking(tx) => {
                 let _ = tx.send(value);
             }
+            Reply::Replay => {}
         }
     }
 }
@@ -181,6 +206,12 @@ pub(crate) struct Writer {
     /// Positions of registered readers.
     pub readers: BTreeMap<String, Lsn>,
     pub metrics: WriterMetrics,
+    pub wal: Wal,
+    /// The log record of the batch being applied.
+    pub record: RecordBuf,
+    /// When the oldest redb commit that is durable only through the log was made; `None` when
+    /// the redb file is durable up to `last_lsn`.
+    pub pending_since: Option<Instant>,
 }
 
 pub(crate) struct WriterMetrics {
@@ -188,6 +219,8 @@ pub(crate) struct WriterMetrics {
     commit_seconds: metrics::Histogram,
     changelog_entries: metrics::Gauge,
     batch_failures: metrics::Counter,
+    checkpoint_seconds: metrics::Histogram,
+    wal_bytes: metrics::Gauge,
 }
 
 impl WriterMetrics {
@@ -197,7 +230,9 @@ impl WriterMetrics {
             batch_size: metrics::histogram!("mercato_commit_batch_size", "shard" => label.clone()),
             commit_seconds: metrics::histogram!("mercato_commit_seconds", "shard" => label.clone()),
             changelog_entries: metrics::gauge!("mercato_changelog_entries", "shard" => label.clone()),
-            batch_failures: metrics::counter!("mercato_commit_failures_total", "shard" => label),
+            batch_failures: metrics::counter!("mercato_commit_failures_total", "shard" => label.clone()),
+            checkpoint_seconds: metrics::histogram!("mercato_checkpoint_seconds", "shard" => label.clone()),
+            wal_bytes: metrics::gauge!("mercato_wal_bytes", "shard" => label),
         }
     }
 }
@@ -210,9 +245,8 @@ impl Writer {
             .set(self.changelog_len() as f64);
         let mut batch: Vec<Op<C>> = Vec::with_capacity(self.limits.batch_count_max);
         loop {
-            let first = match rx.recv() {
-                Ok(Op::Shutdown) | Err(_) => break,
-                Ok(op) => op,
+            let Some(first) = self.next_op(&rx) else {
+                break;
             };
             let mut bytes = first.size_bytes();
             batch.push(first);
@@ -231,11 +265,157 @@ impl Writer {
                 }
             }
             self.run_batch(&mut batch);
+            if self.checkpoint_due() {
+                self.checkpoint_or_fail();
+            }
             if shutdown {
                 break;
             }
         }
+        if self.pending_since.is_some() {
+            self.checkpoint_or_fail();
+        }
+        if self.health.failure().is_none()
+            && let Err(error) = self.wal.truncate_to(FILE_HEADER_LEN)
+        {
+            // Harmless: the records are redundant and the next open cuts them.
+            tracing::warn!(shard = %self.shard, %error, "could not cut the write-ahead log at close");
+        }
         tracing::debug!(shard = %self.shard, last_lsn = self.last_lsn, "shard writer stopped");
+    }
+
+    /// Waits for the next operation, checkpointing when the interval runs out while idle.
+    /// `None` on `Shutdown` or when every sender is gone.
+    fn next_op<C: Command>(&mut self, rx: &Receiver<Op<C>>) -> Option<Op<C>> {
+        loop {
+            let received = match self.pending_since {
+                Some(since) => match rx.recv_deadline(since + self.limits.checkpoint_interval) {
+                    Ok(op) => Some(op),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.checkpoint_or_fail();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+                None => rx.recv().ok(),
+            };
+            return match received {
+                Some(Op::Shutdown) | None => None,
+                Some(op) => Some(op),
+            };
+        }
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.pending_since
+            .is_some_and(|since| since.elapsed() >= self.limits.checkpoint_interval)
+            || self.wal.record_bytes() >= self.limits.checkpoint_wal_bytes
+    }
+
+    /// Checkpoints; a failure marks the shard failed (the log still holds every acknowledged
+    /// batch, so nothing acknowledged is lost; the next open replays it).
+    fn checkpoint_or_fail(&mut self) {
+        if self.health.failure().is_some() {
+            self.pending_since = None;
+            return;
+        }
+        let started = Instant::now();
+        match self.checkpoint() {
+            Ok(()) => {
+                self.metrics
+                    .checkpoint_seconds
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Err(error) => {
+                tracing::error!(shard = %self.shard, %error, "checkpoint failed");
+                self.metrics.batch_failures.increment(1);
+                self.pending_since = None;
+                *self.health.failed.lock() = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Makes every commit so far durable in the redb file (an empty transaction committed with
+    /// `Durability::Immediate`; its `last_lsn` is the checkpointed LSN), then empties the log.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), StorageError> {
+        let shard = self.shard;
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| StorageError::db(shard, e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StorageError::db(shard, e))?;
+        txn.commit().map_err(|e| StorageError::Commit {
+            shard,
+            reason: format!("checkpoint: {e}"),
+        })?;
+        self.made_durable();
+        Ok(())
+    }
+
+    /// After a durable redb commit: every record in the log is redundant.
+    fn made_durable(&mut self) {
+        self.pending_since = None;
+        self.wal.rewind();
+        self.metrics.wal_bytes.set(0.0);
+    }
+
+    /// Applies the log's records above the redb file's durable `last_lsn` again, one batch per
+    /// record, through the same write path. Every replayed command must be accepted again and
+    /// get the LSN it had (commands are deterministic). Returns the commands replayed. The
+    /// caller checkpoints afterwards.
+    pub(crate) fn recover<C: Command>(
+        &mut self,
+        contents: &WalContents<'_>,
+    ) -> Result<u64, String> {
+        let mut replayed = 0u64;
+        for record in &contents.records {
+            if record.last_lsn() <= self.last_lsn {
+                continue;
+            }
+            if record.first_lsn != self.last_lsn + 1 {
+                return Err(format!(
+                    "the record at offset {} starts at LSN {}, but the redb file is durable up to LSN {}: records are missing",
+                    record.offset, record.first_lsn, self.last_lsn
+                ));
+            }
+            let mut batch = Vec::with_capacity(record.commands.len());
+            for (i, bytes) in record.commands.iter().enumerate() {
+                let command: C = envelope::decode(bytes).map_err(|e| {
+                    format!(
+                        "LSN {}: the command does not decode: {e}",
+                        record.first_lsn + i as u64
+                    )
+                })?;
+                batch.push(Op::Command {
+                    command,
+                    encoded: bytes.to_vec(),
+                    reply: Reply::Replay,
+                });
+            }
+            let mut done = Vec::with_capacity(batch.len());
+            let first = self.last_lsn + 1;
+            self.write_batch(&mut batch, &mut done, true)
+                .map_err(|e| format!("replaying the record at offset {}: {e}", record.offset))?;
+            for (i, d) in done.iter().enumerate() {
+                if let Done::Command { result: Err(e), .. } = d {
+                    return Err(format!(
+                        "command {i} of the record at offset {} (from LSN {first}) failed on replay although it was accepted before (a command that is not deterministic?): {e:?}",
+                        record.offset
+                    ));
+                }
+            }
+            if self.last_lsn != record.last_lsn() {
+                return Err(format!(
+                    "replaying the record at offset {} ended at LSN {}, expected {}",
+                    record.offset,
+                    self.last_lsn,
+                    record.last_lsn()
+                ));
+            }
+            replayed += record.commands.len() as u64;
+        }
+        Ok(replayed)
     }
 
     fn changelog_len(&self) -> u64 {
@@ -256,7 +436,7 @@ impl Writer {
         }
         let (last_lsn, first_lsn, readers) = (self.last_lsn, self.first_lsn, self.readers.clone());
         let mut done: Vec<Done<C>> = Vec::with_capacity(count);
-        match self.write_batch(batch, &mut done) {
+        match self.write_batch(batch, &mut done, false) {
             Ok(()) => {
                 for d in done {
                     d.send();
@@ -268,6 +448,7 @@ impl Writer {
                 self.metrics
                     .changelog_entries
                     .set(self.changelog_len() as f64);
+                self.metrics.wal_bytes.set(self.wal.record_bytes() as f64);
             }
             Err(error) => {
                 // Nothing of the batch was written: restore the in-memory positions.
@@ -277,38 +458,58 @@ impl Writer {
                 self.metrics.batch_failures.increment(1);
                 tracing::error!(shard = %self.shard, %error, "batch failed");
                 let reason = error.to_string();
-                if matches!(error, StorageError::Commit { .. }) {
-                    // After a failed commit redb refuses further writes on this handle; the
-                    // file on disk is still the last committed state.
+                let uncertain = matches!(error, StorageError::CommitUncertain { .. });
+                if uncertain || matches!(error, StorageError::Commit { .. }) {
+                    // After a failed commit redb refuses further writes on this handle, and
+                    // after a failed log append the log cannot be trusted; the files hold the
+                    // last durable state and the log every acknowledged batch since.
                     *self.health.failed.lock() = Some(reason.clone());
                 }
+                let shard = self.shard;
+                let batch_error = || {
+                    if uncertain {
+                        StorageError::CommitUncertain {
+                            shard,
+                            reason: reason.clone(),
+                        }
+                    } else {
+                        StorageError::Commit {
+                            shard,
+                            reason: reason.clone(),
+                        }
+                    }
+                };
                 for d in done {
-                    d.fail(|| StorageError::Commit {
-                        shard: self.shard,
-                        reason: reason.clone(),
-                    });
+                    d.fail(batch_error);
                 }
                 for op in batch.drain(..) {
-                    fail_op(op, || StorageError::Commit {
-                        shard: self.shard,
-                        reason: reason.clone(),
-                    });
+                    fail_op(op, batch_error);
                 }
             }
         }
     }
 
-    /// Applies the batch in one transaction. On success every op has moved to `done`.
+    /// Applies the batch in one transaction and makes it durable (see the module comment for
+    /// the order). On success every op has moved to `done`. `replay`: the batch comes from the
+    /// log at open, so it is not appended to it again.
     fn write_batch<C: Command>(
         &mut self,
         batch: &mut Vec<Op<C>>,
         done: &mut Vec<Done<C>>,
+        replay: bool,
     ) -> Result<(), StorageError> {
         let shard = self.shard;
         let db_err = |e: &dyn std::fmt::Display| StorageError::db(shard, e);
+        let durable = batch.iter().any(|op| matches!(op, Op::Internal { .. }));
+        let to_wal = !durable && !replay;
         let mut txn = self.db.begin_write().map_err(|e| db_err(&e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| db_err(&e))?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(|e| db_err(&e))?;
+        self.record.clear();
         {
             let mut data = txn.open_table(DATA).map_err(|e| db_err(&e))?;
             let mut log = txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?;
@@ -362,6 +563,11 @@ impl Writer {
                                     )));
                                 }
                                 let changes = tables.apply_rows(overlay)?;
+                                if to_wal {
+                                    self.record
+                                        .push(self.last_lsn + 1, &encoded)
+                                        .map_err(|e| db_err(&e))?;
+                                }
                                 self.append(
                                     &mut log,
                                     ChangeKind::Command {
@@ -401,10 +607,40 @@ impl Writer {
             meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice())
                 .map_err(|e| db_err(&e))?;
         }
-        txn.commit().map_err(|e| StorageError::Commit {
-            shard,
-            reason: e.to_string(),
-        })
+        if durable {
+            txn.commit().map_err(|e| StorageError::Commit {
+                shard,
+                reason: e.to_string(),
+            })?;
+            self.made_durable();
+            return Ok(());
+        }
+        let record_start = self.wal.end();
+        if !self.record.is_empty() {
+            // The transaction is dropped (aborted) on failure: nothing became visible.
+            self.wal.append(&mut self.record).map_err(|e| {
+                let reason = format!("appending to {}: {}", self.wal.path().display(), e.source);
+                if e.rolled_back {
+                    StorageError::Commit { shard, reason }
+                } else {
+                    StorageError::CommitUncertain { shard, reason }
+                }
+            })?;
+        }
+        if let Err(e) = txn.commit() {
+            // The record is synced but the batch is not applied: take the record back out so
+            // that the failed batch does not reappear at the next open.
+            let reason = e.to_string();
+            return Err(
+                if self.record.is_empty() || self.wal.roll_back(record_start) {
+                    StorageError::Commit { shard, reason }
+                } else {
+                    StorageError::CommitUncertain { shard, reason }
+                },
+            );
+        }
+        self.pending_since.get_or_insert_with(Instant::now);
+        Ok(())
     }
 
     fn append(

@@ -14,6 +14,7 @@ use crate::shard::{
 };
 use crate::tables::*;
 use crate::txn::{TenantRead, TenantReads};
+use crate::wal::{self, FILE_HEADER_LEN, RecordBuf, Wal, WalError, wal_path};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -36,6 +37,16 @@ pub const BATCH_COUNT_MAX_LIMIT: usize = 65_536;
 pub const BATCH_BYTES_MAX_LIMIT: usize = 256 << 20;
 /// Upper bound on commands waiting for one shard's writer.
 pub const PENDING_COMMANDS_MAX_LIMIT: u32 = 1 << 20;
+/// Default longest time a commit is durable only through the write-ahead log.
+pub const CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Bounds of `checkpoint_interval`.
+pub const CHECKPOINT_INTERVAL_MIN: Duration = Duration::from_millis(1);
+pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(600);
+/// Default write-ahead log size that triggers a checkpoint.
+pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 64 << 20;
+/// Bounds of `checkpoint_wal_bytes`. The log is read whole at open, so it is bounded.
+pub const CHECKPOINT_WAL_BYTES_MIN: u64 = 64 << 10;
+pub const CHECKPOINT_WAL_BYTES_MAX: u64 = 1 << 30;
 
 /// How a data directory is opened.
 #[derive(Clone, Debug)]
@@ -51,6 +62,12 @@ pub struct StorageConfig {
     pub changelog_retain_entries_min: u64,
     /// redb page cache per shard.
     pub cache_bytes_per_shard: usize,
+    /// Longest time a commit stays durable only through the shard's write-ahead log before a
+    /// checkpoint makes the redb file durable and empties the log. Bounds the log replayed at
+    /// open after a crash.
+    pub checkpoint_interval: Duration,
+    /// A checkpoint also runs as soon as the log holds this many bytes of records.
+    pub checkpoint_wal_bytes: u64,
     /// Failure injection for tests; `None` in production.
     pub fault_injector: Option<Arc<FaultInjector>>,
 }
@@ -65,6 +82,8 @@ impl StorageConfig {
             pending_commands_max: 16_384,
             changelog_retain_entries_min: 10_000,
             cache_bytes_per_shard: 64 << 20,
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            checkpoint_wal_bytes: CHECKPOINT_WAL_BYTES_DEFAULT,
             fault_injector: None,
         }
     }
@@ -94,6 +113,21 @@ impl StorageConfig {
             return bad(format!(
                 "pending_commands_max must be 1..={PENDING_COMMANDS_MAX_LIMIT}, got {}",
                 self.pending_commands_max
+            ));
+        }
+        if !(CHECKPOINT_INTERVAL_MIN..=CHECKPOINT_INTERVAL_MAX).contains(&self.checkpoint_interval)
+        {
+            return bad(format!(
+                "checkpoint_interval must be {CHECKPOINT_INTERVAL_MIN:?}..={CHECKPOINT_INTERVAL_MAX:?}, got {:?}",
+                self.checkpoint_interval
+            ));
+        }
+        if !(CHECKPOINT_WAL_BYTES_MIN..=CHECKPOINT_WAL_BYTES_MAX)
+            .contains(&self.checkpoint_wal_bytes)
+        {
+            return bad(format!(
+                "checkpoint_wal_bytes must be 64KiB..=1GiB, got {}",
+                self.checkpoint_wal_bytes
             ));
         }
         Ok(())
@@ -310,9 +344,21 @@ impl<C: Command> Storage<C> {
 
         let mut shards = BTreeMap::new();
         for id in shard_ids {
-            let shard = open_shard::<C>(&dir, id, data_dir_id, &config)?;
-            shards.insert(id, Arc::new(shard));
+            match open_shard::<C>(&dir, id, data_dir_id, &config) {
+                Ok(shard) => {
+                    shards.insert(id, Arc::new(shard));
+                }
+                Err(e) => {
+                    // The shards opened so far have running writers that hold their files:
+                    // stop them before returning, so the directory is free when we do.
+                    for shard in shards.values() {
+                        stop_writer(shard);
+                    }
+                    return Err(e);
+                }
+            }
         }
+        upgrade_meta(&meta, &meta_path)?;
         metrics::gauge!("mercato_shards_open").set(shards.len() as f64);
         let storage = Storage {
             inner: Arc::new(Inner {
@@ -602,6 +648,21 @@ impl<C: Command> Storage<C> {
         Ok(())
     }
 
+    /// Makes every shard's redb file durable up to its last commit and empties the shards'
+    /// write-ahead logs (writers also do this on their own every `checkpoint_interval` and at
+    /// close). Blocking.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let shards: Vec<_> = self.inner.routing.read().shards.values().cloned().collect();
+        for shard in shards {
+            // Every internal operation commits durably, which is a checkpoint.
+            self.internal(&shard, InternalOp::Barrier)?;
+        }
+        Ok(())
+    }
+
     /// Stops accepting commands, lets every writer finish what it has, and joins them.
     /// Idempotent; also run when the last clone is dropped.
     pub fn close(&self) -> Result<(), StorageError> {
@@ -659,6 +720,14 @@ impl<C: Command> Storage<C> {
         envelope::encode(&ShardRecord {
             created_at_ms: now_ms(),
         })
+    }
+}
+
+/// Stops a shard's writer (it checkpoints first) and waits for it.
+fn stop_writer<C: Command>(shard: &Shard<C>) {
+    let _ = shard.tx.send(Op::Shutdown);
+    if let Some(handle) = shard.writer.lock().take() {
+        let _ = handle.join();
     }
 }
 
@@ -792,7 +861,7 @@ pub(crate) fn load_meta_from(meta: &Database, path: &Path) -> Result<MetaContent
             .try_into()
             .map_err(|_| corrupt("format version is not 4 bytes".into()))?,
     );
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
         return Err(OpenError::UnsupportedFormat {
             path: path.to_path_buf(),
             found: version,
@@ -879,6 +948,32 @@ fn create_shard_file(
         txn.open_table(BLOB_TOTALS).map_err(|e| err(&e))?;
     }
     txn.commit().map_err(|e| err(&e))?;
+    // The shard is not listed in meta.redb yet, so its log holds nothing: (re)create it empty.
+    let log = wal_path(dir, id);
+    Wal::create(&log, id, data_dir_id).map_err(io_err(&log))?;
+    Ok(())
+}
+
+/// Marks meta.redb with the current format version once every shard has been opened (and
+/// upgraded) by this build.
+fn upgrade_meta(meta: &Database, path: &Path) -> Result<(), OpenError> {
+    let err = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let read = meta.begin_read().map_err(|e| err(&e))?;
+    let version = meta_get(&read, META_FORMAT_VERSION, path)?;
+    drop(read);
+    if version.as_deref() == Some(FORMAT_VERSION.to_le_bytes().as_slice()) {
+        return Ok(());
+    }
+    let txn = meta.begin_write().map_err(|e| err(&e))?;
+    txn.open_table(META)
+        .map_err(|e| err(&e))?
+        .insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+        .map_err(|e| err(&e))?;
+    txn.commit().map_err(|e| err(&e))?;
+    tracing::info!(path = %path.display(), version = FORMAT_VERSION, "upgraded the data directory's format version");
     Ok(())
 }
 
@@ -905,6 +1000,7 @@ fn open_shard<C: Command>(
         reason,
     };
     let txn = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+    let shard_version;
     {
         let meta = match txn.open_table(SHARD_META) {
             Ok(t) => t,
@@ -924,13 +1020,14 @@ fn open_shard<C: Command>(
                 .try_into()
                 .map_err(|_| corrupt("bad format version".into()))?,
         );
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
             return Err(OpenError::UnsupportedFormat {
                 path: path.clone(),
                 found: version,
                 supported: FORMAT_VERSION,
             });
         }
+        shard_version = version;
         let dir_id = u128::from_le_bytes(
             get(SHARD_DATA_DIR_ID)?
                 .as_slice()
@@ -958,23 +1055,88 @@ fn open_shard<C: Command>(
     let readers = read_readers(&txn, id)?;
     drop(txn);
 
+    let log = wal_path(dir, id);
+    if shard_version < FORMAT_VERSION {
+        // Written before the write-ahead log (format 1): give the shard an empty log, then
+        // record the new version, in that order, so a version-2 shard always has its log.
+        Wal::create(&log, id, data_dir_id).map_err(io_err(&log))?;
+        let txn = db.begin_write().map_err(|e| corrupt(e.to_string()))?;
+        txn.open_table(SHARD_META)
+            .map_err(|e| corrupt(e.to_string()))?
+            .insert(
+                SHARD_FORMAT_VERSION,
+                FORMAT_VERSION.to_le_bytes().as_slice(),
+            )
+            .map_err(|e| corrupt(e.to_string()))?;
+        txn.commit().map_err(|e| corrupt(e.to_string()))?;
+        tracing::info!(shard = %id, from = shard_version, to = FORMAT_VERSION, "upgraded the shard's format version");
+    }
+    let log_bytes = match fs::read(&log) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpenError::Corrupt {
+                path: log,
+                reason: "the shard's write-ahead log is missing".into(),
+            });
+        }
+        Err(e) => return Err(io_err(&log)(e)),
+    };
+    let contents = wal::parse(&log_bytes, id, data_dir_id, last_lsn).map_err(|e| match e {
+        WalError::Foreign(reason) => OpenError::Foreign {
+            path: log.clone(),
+            reason,
+        },
+        WalError::Corrupt(reason) => OpenError::Corrupt {
+            path: log.clone(),
+            reason,
+        },
+    })?;
+    if contents.tail_bytes > 0 {
+        tracing::info!(shard = %id, offset = contents.valid_end, bytes = contents.tail_bytes, "discarding the write-ahead log's bytes after its last record (a cut append, never acknowledged, or space from before a checkpoint)");
+    }
+    let wal =
+        Wal::open(&log, contents.valid_end, config.fault_injector.clone()).map_err(io_err(&log))?;
+
     let db = Arc::new(db);
     let health = Arc::new(ShardHealth::default());
     let (tx, rx) = crossbeam_channel::bounded::<Op<C>>(config.pending_commands_max as usize);
-    let writer = Writer {
+    let mut writer = Writer {
         shard: id,
         db: Arc::clone(&db),
         limits: WriterLimits {
             batch_count_max: config.batch_count_max,
             batch_bytes_max: config.batch_bytes_max,
             changelog_retain_entries_min: config.changelog_retain_entries_min,
+            checkpoint_interval: config.checkpoint_interval,
+            checkpoint_wal_bytes: config.checkpoint_wal_bytes,
         },
         health: Arc::clone(&health),
         last_lsn,
         first_lsn,
         readers,
         metrics: WriterMetrics::new(id),
+        wal,
+        record: RecordBuf::default(),
+        pending_since: None,
     };
+    // Crash recovery: what the log holds above the redb file's durable state is applied again,
+    // then made durable, and the log emptied.
+    let replayed = writer
+        .recover::<C>(&contents)
+        .map_err(|reason| OpenError::Corrupt {
+            path: log.clone(),
+            reason,
+        })?;
+    drop(contents);
+    if log_bytes.len() as u64 > FILE_HEADER_LEN {
+        writer.checkpoint()?;
+        writer
+            .wal
+            .truncate_to(FILE_HEADER_LEN)
+            .map_err(io_err(&log))?;
+        tracing::info!(shard = %id, replayed, last_lsn = writer.last_lsn, "recovered from the write-ahead log");
+    }
+    drop(log_bytes);
     let handle = std::thread::Builder::new()
         .name(format!("shard-{id}-writer"))
         .spawn(move || writer.run(rx))

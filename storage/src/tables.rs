@@ -46,5 +46,8 @@ pub const SHARD_PROBE: &str = "probe";
 /// Logical table id (inside `DATA`) of per-tenant blob references: key = SHA-256, value = count.
 pub const BLOB_REF_TABLE_ID: u16 = 0xFF01;
 
-/// On-disk format version of `meta.redb` and of each shard file.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version of `meta.redb` and of each shard file. Version 2 added the per-shard
+/// write-ahead log (`shards/NNNN.wal`); a version-1 directory is upgraded at open.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build opens.
+pub const FORMAT_VERSION_OLDEST: u32 = 1;

@@ -1,10 +1,12 @@
-//! Integration tests of the storage engine (one test binary, modules per concern).
+//! Integration tests of the storage engine (one test binary, modules per concern). Tests that
+//! run child processes are in `tests/process/`, a binary of their own: a child forked while
+//! another test holds a data directory's lock would keep that lock until it execs.
 
 mod basics;
 mod blobs;
 mod changelog;
 mod common;
-mod crash;
 mod failure;
 mod model;
 mod reshard;
+mod wal;

@@ -2,6 +2,11 @@
 //! every acknowledged write; the parent kills it with SIGKILL at a random moment, reopens the
 //! data directory, and checks that every acknowledged write is there and the files are
 //! consistent. The child is this same test binary, re-executed with an environment variable.
+//!
+//! Acknowledged writes live in the shard's write-ahead log until a checkpoint makes the redb
+//! file durable. Even cycles run with the default checkpoint interval (1 s), longer than the
+//! child lives, so every acknowledged write must come back by replaying the log; odd cycles
+//! checkpoint every few milliseconds, so kills also land during and between checkpoints.
 
 use crate::common::*;
 use mercato_storage::*;
@@ -11,6 +16,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_DIR_ENV: &str = "MERCATO_CRASH_CHILD_DIR";
+const CHILD_CHECKPOINT_MS_ENV: &str = "MERCATO_CRASH_CHECKPOINT_MS";
+/// The checkpoint interval of odd cycles.
+const SHORT_CHECKPOINT: Duration = Duration::from_millis(3);
 const KILL_CYCLES: usize = 20;
 const WRITER_THREADS: u64 = 8;
 
@@ -49,7 +57,14 @@ fn crash_child_workload() {
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let s = open(std::path::Path::new(&dir));
+        let mut cfg = config(std::path::Path::new(&dir));
+        if let Some(ms) = std::env::var(CHILD_CHECKPOINT_MS_ENV)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+        {
+            cfg.checkpoint_interval = Duration::from_millis(ms);
+        }
+        let s: Storage<Kv> = Storage::open(cfg).expect("open storage");
         let out = std::sync::Mutex::new(std::io::stdout());
         println!("ready");
         write_and_report(&s, cycle, None, &|t, k, v| {
@@ -60,6 +75,7 @@ fn crash_child_workload() {
         });
         return;
     }
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let acked = std::sync::Mutex::new(Vec::new());
@@ -75,14 +91,25 @@ fn crash_child_workload() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rng();
     // Latest acknowledged value of each (tenant, key) over all cycles.
     let mut latest: std::collections::HashMap<(u64, u64), u64> = std::collections::HashMap::new();
     let mut total_acks = 0usize;
+    // Commands found only in the log after a kill, in cycles without and with short checkpoints.
+    let mut replayed = [0u64; 2];
     for cycle in 1..=KILL_CYCLES as u64 {
-        let mut child = Command::new(&exe)
+        let short_checkpoints = cycle % 2 == 1;
+        let mut child = Command::new(&exe);
+        if short_checkpoints {
+            child.env(
+                CHILD_CHECKPOINT_MS_ENV,
+                SHORT_CHECKPOINT.as_millis().to_string(),
+            );
+        }
+        let mut child = child
             .args([
                 "--exact",
                 "crash::crash_child_workload",
@@ -145,6 +172,7 @@ fn acknowledged_writes_survive_sigkill() {
             "cycle {cycle}: {:?}",
             report.problems
         );
+        replayed[usize::from(short_checkpoints)] += report.wal_commands_pending;
         let s = open(dir.path());
         for (&(t, k), &v) in &latest {
             let got = get(&s, t, k)
@@ -162,4 +190,13 @@ fn acknowledged_writes_survive_sigkill() {
         total_acks > 100,
         "the children acknowledged only {total_acks} writes"
     );
+    // The kills did land while acknowledged writes were only in the log.
+    assert!(
+        replayed[0] > 0,
+        "no write was left for the log to replay: {replayed:?}"
+    );
+    // A clean close leaves nothing to replay.
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, 0);
 }

@@ -1,0 +1,325 @@
+//! Write-ahead log recovery: a child process writes and then ends with `std::process::exit`
+//! (no close, no destructor, no final checkpoint: only what was synced survives, as after a
+//! crash); the parent inspects or damages the log and reopens.
+
+use crate::common::*;
+use mercato_storage::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SCENARIO_ENV: &str = "MERCATO_RECOVERY_SCENARIO";
+const DIR_ENV: &str = "MERCATO_RECOVERY_DIR";
+/// Commands the sequential scenarios write, one per batch and so one log record each.
+const WRITES: u64 = 20;
+const TENANT: u64 = 1;
+
+/// One shard, and no checkpoint while the child lives unless the scenario asks for one.
+fn child_config(dir: &Path) -> StorageConfig {
+    let mut cfg = config(dir);
+    cfg.shards_initial = 1;
+    cfg.checkpoint_interval = CHECKPOINT_INTERVAL_MAX;
+    cfg
+}
+
+fn put(s: &Storage<Kv>, tenant: u64, key: u64) {
+    s.execute_blocking(Kv::Put {
+        tenant,
+        key,
+        value: key + 1,
+    })
+    .expect("write");
+}
+
+/// The scenarios, run in the child. Without the environment variables this test does nothing.
+#[test]
+fn recovery_child() {
+    let (Ok(scenario), Ok(dir)) = (std::env::var(SCENARIO_ENV), std::env::var(DIR_ENV)) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut cfg = child_config(&dir);
+    match scenario.as_str() {
+        "idle_checkpoint" => cfg.checkpoint_interval = Duration::from_millis(20),
+        "size_checkpoint" => cfg.checkpoint_wal_bytes = CHECKPOINT_WAL_BYTES_MIN,
+        _ => {}
+    }
+    let s: Storage<Kv> = Storage::open(cfg).expect("open storage");
+    match scenario.as_str() {
+        "write" => (0..WRITES).for_each(|k| put(&s, TENANT, k)),
+        "write_then_checkpoint" => {
+            (0..WRITES).for_each(|k| put(&s, TENANT, k));
+            s.checkpoint().expect("checkpoint");
+        }
+        "idle_checkpoint" => {
+            (0..WRITES).for_each(|k| put(&s, TENANT, k));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        "size_checkpoint" => std::thread::scope(|scope| {
+            for w in 0..8 {
+                let s = &s;
+                scope.spawn(move || (0..400).for_each(|i| put(s, TENANT, w * 1000 + i)));
+            }
+        }),
+        "write_reader_write" => {
+            (0..10).for_each(|k| put(&s, TENANT, k));
+            // An internal operation commits durably: a checkpoint in the middle.
+            s.set_reader(ShardId(0), "follower", 5).expect("set reader");
+            (10..WRITES).for_each(|k| put(&s, TENANT, k));
+        }
+        "move_then_write" => {
+            (0..10).for_each(|k| put(&s, TENANT, k));
+            put(&s, TENANT + 1, 0);
+            let to = s.add_shard().expect("add shard");
+            s.move_bucket(TenantId(TENANT).bucket(), to)
+                .expect("move bucket");
+            (10..WRITES).for_each(|k| put(&s, TENANT, k));
+            put(&s, TENANT + 1, 1);
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    std::process::exit(0);
+}
+
+/// Runs a scenario in a child process and waits for it to end.
+fn run_child(scenario: &str, dir: &Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "recovery::recovery_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(SCENARIO_ENV, scenario)
+        .env(DIR_ENV, dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "child {scenario}: {status}");
+}
+
+fn wal_file(dir: &Path, shard: u16) -> PathBuf {
+    dir.join("shards").join(format!("{shard:04}.wal"))
+}
+
+/// Offsets of the log's records (file header 36 bytes; record header 32 bytes with the body
+/// length at bytes 20..24), as `docs/storage-format.md` describes them.
+fn record_offsets(log: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 36;
+    while at + 32 <= log.len() {
+        out.push(at);
+        let body = u32::from_le_bytes(log[at + 20..at + 24].try_into().unwrap()) as usize;
+        at += 32 + body;
+    }
+    assert_eq!(at, log.len(), "the log ends after a whole record");
+    out
+}
+
+fn open_one(dir: &Path) -> Storage<Kv> {
+    Storage::open(child_config(dir)).expect("open storage")
+}
+
+fn assert_written(s: &Storage<Kv>, keys: std::ops::Range<u64>) {
+    for k in keys {
+        assert_eq!(get(s, TENANT, k), Some(k + 1), "key {k}");
+    }
+}
+
+#[test]
+fn recovery_replays_the_log_after_the_process_ends_without_closing() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, WRITES, "{report:?}");
+    assert_eq!(report.wal_records, WRITES, "{report:?}");
+    // The redb file alone holds none of them.
+    assert_eq!(report.changelog_entries, 0, "{report:?}");
+
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    // Replayed with the same LSNs and change-log entries.
+    let page = s.changes(ShardId(0), 0, 100).unwrap();
+    assert_eq!(page.last_lsn, WRITES);
+    let lsns: Vec<_> = page.entries.iter().map(|e| e.lsn).collect();
+    assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
+    // Recovery checkpointed and cut the log; the next writes continue the LSNs.
+    assert_eq!(
+        std::fs::metadata(wal_file(dir.path(), 0)).unwrap().len(),
+        36
+    );
+    put(&s, TENANT, 100);
+    assert_eq!(s.last_lsn(ShardId(0)).unwrap(), WRITES + 1);
+    s.close().unwrap();
+    drop(s);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, 0);
+    assert_eq!(report.changelog_entries, WRITES + 1);
+    assert_eq!(
+        std::fs::metadata(wal_file(dir.path(), 0)).unwrap().len(),
+        36
+    );
+}
+
+#[test]
+fn a_torn_last_record_is_discarded_and_open_succeeds() {
+    let _serial = crate::serial();
+    // Cut inside the last record's header, inside its body, and garbage appended after it.
+    for case in ["header", "body", "garbage"] {
+        let dir = tempfile::tempdir().unwrap();
+        run_child("write", dir.path());
+        let path = wal_file(dir.path(), 0);
+        let mut log = std::fs::read(&path).unwrap();
+        let last = *record_offsets(&log).last().unwrap();
+        match case {
+            "header" => log.truncate(last + 10),
+            "body" => log.truncate(log.len() - 3),
+            _ => log.extend((0..100u8).map(|i| i.wrapping_mul(37))),
+        }
+        std::fs::write(&path, &log).unwrap();
+        let report = verify_data_dir(dir.path()).unwrap();
+        assert!(report.is_consistent(), "{case}: {:?}", report.problems);
+        assert!(report.wal_tail_bytes > 0, "{case}: {report:?}");
+
+        let s = open_one(dir.path());
+        let survivors = if case == "garbage" {
+            WRITES
+        } else {
+            WRITES - 1
+        };
+        assert_written(&s, 0..survivors);
+        if survivors < WRITES {
+            assert_eq!(get(&s, TENANT, WRITES - 1), None, "{case}: the torn write");
+        }
+        assert_eq!(s.last_lsn(ShardId(0)).unwrap(), survivors, "{case}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 36, "{case}");
+        s.close().unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_record_followed_by_valid_ones_is_refused_with_a_clear_error() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let path = wal_file(dir.path(), 0);
+    let intact = std::fs::read(&path).unwrap();
+    let fifth = record_offsets(&intact)[4];
+    let mut damaged = intact.clone();
+    damaged[fifth + 32 + 2] ^= 0x40;
+    std::fs::write(&path, &damaged).unwrap();
+
+    let err = Storage::<Kv>::open(child_config(dir.path()))
+        .err()
+        .expect("a damaged record before valid ones must be refused");
+    assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("0000.wal"), "{message}");
+    assert!(message.contains("damaged"), "{message}");
+    assert!(message.contains("valid record follows"), "{message}");
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(!report.is_consistent());
+    assert!(
+        report.problems.iter().any(|p| p.contains("0000.wal")),
+        "{:?}",
+        report.problems
+    );
+
+    // The refusal changed nothing: with the byte repaired, everything is recovered.
+    std::fs::write(&path, &intact).unwrap();
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+}
+
+#[test]
+fn a_checkpoint_makes_the_redb_file_durable_and_empties_the_log() {
+    let _serial = crate::serial();
+    // Asked for, on the idle timer, and when the log reaches `checkpoint_wal_bytes`.
+    for scenario in [
+        "write_then_checkpoint",
+        "idle_checkpoint",
+        "size_checkpoint",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        run_child(scenario, dir.path());
+        let report = verify_data_dir(dir.path()).unwrap();
+        assert!(report.is_consistent(), "{scenario}: {:?}", report.problems);
+        let written = if scenario == "size_checkpoint" {
+            8 * 400
+        } else {
+            WRITES
+        };
+        if scenario == "size_checkpoint" {
+            // Checkpoints ran while the child wrote: most writes are in the redb file.
+            assert!(
+                report.wal_commands_pending < written / 2,
+                "{scenario}: {report:?}"
+            );
+        } else {
+            assert_eq!(report.wal_commands_pending, 0, "{scenario}: {report:?}");
+            assert_eq!(report.changelog_entries, written, "{scenario}: {report:?}");
+            // The redb file holds everything: an empty log loses nothing.
+            let path = wal_file(dir.path(), 0);
+            let log = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &log[..36]).unwrap();
+        }
+        let s = open_one(dir.path());
+        if scenario == "size_checkpoint" {
+            for w in 0..8 {
+                for i in 0..400 {
+                    let k = w * 1000 + i;
+                    assert_eq!(get(&s, TENANT, k), Some(k + 1), "{scenario}: key {k}");
+                }
+            }
+        } else {
+            assert_written(&s, 0..WRITES);
+        }
+        assert_eq!(s.last_lsn(ShardId(0)).unwrap(), written, "{scenario}");
+        s.close().unwrap();
+    }
+}
+
+#[test]
+fn an_internal_operation_checkpoints_and_only_later_commands_are_replayed() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write_reader_write", dir.path());
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.changelog_entries, 10, "{report:?}");
+    assert_eq!(report.wal_commands_pending, WRITES - 10, "{report:?}");
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    assert_eq!(s.readers(ShardId(0)).unwrap().get("follower"), Some(&5));
+    let lsns: Vec<_> = s
+        .changes(ShardId(0), 0, 100)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.lsn)
+        .collect();
+    assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
+}
+
+#[test]
+fn writes_after_a_bucket_move_are_recovered_on_the_new_shard() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("move_then_write", dir.path());
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert!(report.wal_commands_pending >= WRITES - 10, "{report:?}");
+    let s = open_one(dir.path());
+    assert_eq!(s.shard_of(TenantId(TENANT)), ShardId(1));
+    assert_written(&s, 0..WRITES);
+    assert_eq!(get(&s, TENANT + 1, 0), Some(1));
+    assert_eq!(get(&s, TENANT + 1, 1), Some(2));
+    s.close().unwrap();
+    drop(s);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+}
