@@ -1,12 +1,14 @@
 //! Mercato's storage engine: tenant-sharded records on redb.
 //!
-//! A data directory holds `meta.redb` (identity, shard list, bucket map) and one redb file per
-//! shard. A tenant's bucket (`stable_hash(tenant) % 4096`) decides its shard, so all of a
+//! A data directory holds `meta.redb` (identity, shard list, bucket map) and, per shard, one
+//! redb file and one write-ahead log. A tenant's bucket (`stable_hash(tenant) % 4096`) decides its shard, so all of a
 //! tenant's data is in one file and any change inside one tenant is one atomic transaction.
 //!
 //! Writes are [`Command`]s: deterministic changes to one tenant, applied by the shard's single
 //! writer thread in group-commit batches, each appending a [`ChangeEntry`] to the shard's
-//! change log in the same transaction. Reads are redb snapshots that never wait for writers.
+//! change log in the same transaction. A batch is durable once its commands are synced to the
+//! shard's write-ahead log; its redb commit skips the sync, and periodic checkpoints make the
+//! redb file durable (see `docs/storage-format.md`). Reads are redb snapshots that never wait for writers.
 //!
 //! ```no_run
 //! use mercato_storage::*;
