@@ -208,7 +208,10 @@ impl fmt::Display for ErrorCode {
 /// `Internal` error is logged with its cause chain and the client gets a generic 500.
 #[derive(Debug)]
 pub enum ApiError {
-    Problem { code: ErrorCode, detail: String },
+    Problem {
+        code: ErrorCode,
+        detail: String,
+    },
     /// A problem with a more specific code, extension members or extra headers.
     Detailed(Box<DetailedProblem>),
     Internal(Box<dyn std::error::Error + Send + Sync + 'static>),

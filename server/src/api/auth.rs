@@ -51,9 +51,9 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> 
     })?;
     match state.engine.authenticate(token) {
         Ok(principal) => Ok(principal),
-        Err(EngineError::Unauthenticated) => Err(unauthenticated(
-            "the token is unknown, expired or revoked",
-        )),
+        Err(EngineError::Unauthenticated) => {
+            Err(unauthenticated("the token is unknown, expired or revoked"))
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn bearer_token_is_read_case_insensitively() {
         assert_eq!(bearer_token(&headers("Bearer mct_1_ab")), Some("mct_1_ab"));
-        assert_eq!(bearer_token(&headers("bearer  mct_1_ab ")), Some("mct_1_ab"));
+        assert_eq!(
+            bearer_token(&headers("bearer  mct_1_ab ")),
+            Some("mct_1_ab")
+        );
     }
 
     #[test]

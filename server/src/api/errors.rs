@@ -63,9 +63,10 @@ impl From<EngineError> for ApiError {
             EngineError::Unauthenticated => crate::api::auth::unauthenticated(
                 "the credential is missing, unknown, expired or revoked",
             ),
-            EngineError::Forbidden(what) => {
-                ApiError::new(ErrorCode::Forbidden, format!("this credential may not {what}"))
-            }
+            EngineError::Forbidden(what) => ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this credential may not {what}"),
+            ),
             EngineError::Storage(StorageError::Overloaded { .. }) => ApiError::new(
                 ErrorCode::Overloaded,
                 "the write queue is full; retry shortly",
@@ -116,7 +117,10 @@ mod tests {
             detail: "shipped cannot be confirmed".into(),
         });
         let (status, b) = body(conflict.into()).await;
-        assert_eq!((status, b["code"].as_str()), (409, Some("illegal_transition")));
+        assert_eq!(
+            (status, b["code"].as_str()),
+            (409, Some("illegal_transition"))
+        );
         assert_eq!(b["type"], "/problems/illegal_transition");
 
         let lines = EngineError::Rejected(Rejection::OrderLines {

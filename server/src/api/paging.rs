@@ -66,9 +66,7 @@ pub fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
         .strip_prefix(CURSOR_PREFIX)
         .filter(|hex| !hex.is_empty() && hex.len() <= 16)
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| {
-            ApiError::invalid_field("cursor", "not a cursor returned by this list")
-        })
+        .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor returned by this list"))
 }
 
 /// One page of a list.

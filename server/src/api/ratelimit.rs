@@ -101,7 +101,9 @@ mod tests {
         let limits = RateLimits::new(1, 2);
         assert_eq!(limits.check(1), Ok(()));
         assert_eq!(limits.check(1), Ok(()));
-        let wait = limits.check(1).expect_err("third request within the burst window");
+        let wait = limits
+            .check(1)
+            .expect_err("third request within the burst window");
         assert!(wait >= 1, "{wait}");
         assert_eq!(limits.check(2), Ok(()), "another key has its own budget");
     }
