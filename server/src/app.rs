@@ -85,8 +85,11 @@ struct RequestLimits {
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::accounts::router())
+        .merge(routes::admin::router())
+        .merge(routes::parties::router())
         .merge(routes::catalog::router())
         .merge(routes::orders::router())
+        .merge(routes::inventory::router())
 }
 
 /// The OpenAPI document of [`api_routes`], as `/openapi.json` serves it.

@@ -140,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn overload_is_503_with_retry_after() {
         let error: ApiError = EngineError::Storage(StorageError::Overloaded {
-            shard: 0,
+            shard: mercato_engine::ShardId(0),
             pending_max: 1,
         })
         .into();

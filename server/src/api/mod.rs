@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod login_guard;
 pub mod paging;
 pub mod ratelimit;
 pub mod respond;

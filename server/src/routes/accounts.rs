@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mercato_engine::accounts::{Principal, Role};
-use mercato_engine::{Actor, EngineError};
+use mercato_engine::{Actor, EngineError, TenantId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -132,7 +132,7 @@ async fn login(
         .ok_or_else(|| unauthenticated("the tenant, email or password is wrong"))?;
     let session = match state
         .engine
-        .login(tenant.id, &request.email, &request.password)
+        .login(TenantId(tenant.id), &request.email, &request.password)
         .await
     {
         Ok(session) => session,

@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -114,7 +114,10 @@ pub fn render_page(doc: &OpenApi) -> String {
             }
             if let Some(parameters) = op.parameters.as_ref().filter(|p| !p.is_empty()) {
                 html.push_str("<table><tr><th>parameter</th><th>in</th><th>about</th></tr>");
-                for p in parameters {
+                for p in parameters.iter().filter_map(|p| match p {
+                    RefOr::T(p) => Some(p),
+                    RefOr::Ref(_) => None,
+                }) {
                     let location = serde_json::to_value(&p.parameter_in)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))

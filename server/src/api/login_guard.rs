@@ -1,0 +1,1 @@
+//! Failed sign-in attempts per account and per client address, bounded in time.

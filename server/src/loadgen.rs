@@ -1,0 +1,1 @@
+//! `mercato loadgen`: drives a mixed HTTP workload and reports throughput and latency percentiles.
