@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod cache;
 pub mod catalog;
 mod command;
 pub mod inventory;
@@ -28,6 +29,7 @@ pub mod tenancy;
 pub use command::{Action, Actor, AuditFact, Command, CommandOutput, Ctx, LineProblem, Rejection};
 pub use mercato_storage::{ShardId, TenantId};
 
+use cache::{CacheCounts, CacheKind, ReadCacheConfig, Store};
 use mercato_storage::{ExecuteError, OpenError, Storage, StorageConfig, StorageError, TenantReads};
 use std::path::PathBuf;
 
@@ -104,19 +106,38 @@ impl From<ExecuteError<Rejection>> for EngineError {
 
 /// The marketplace engine. Share it as `Arc<Engine>`.
 pub struct Engine {
-    storage: Storage<Command>,
+    /// Storage, with the read cache's write marks around every write (see [`cache`]).
+    storage: Store,
 }
 
 impl Engine {
-    /// Opens or creates the data directory. Blocking: call it off the async runtime.
+    /// Opens or creates the data directory, with a read cache of
+    /// [`cache::READ_CACHE_BYTES_DEFAULT`]. Blocking: call it off the async runtime.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
-        let storage = Storage::open(config.storage_config())?;
-        Ok(Engine { storage })
+        Engine::open_with_read_cache(config, ReadCacheConfig::default())
     }
 
-    /// The storage engine underneath (for operations tooling and tests).
+    /// [`Engine::open`] with a chosen read cache size. Blocking.
+    pub fn open_with_read_cache(
+        config: EngineConfig,
+        read_cache: ReadCacheConfig,
+    ) -> Result<Engine, EngineError> {
+        let storage = Storage::open(config.storage_config())?;
+        Ok(Engine {
+            storage: Store::new(storage, read_cache),
+        })
+    }
+
+    /// The storage engine underneath (for operations tooling and tests). Commands executed on
+    /// it directly bypass the read cache's invalidation: use [`Engine::run`] for anything that
+    /// changes the catalog while the engine serves reads.
     pub fn storage(&self) -> &Storage<Command> {
         &self.storage
+    }
+
+    /// Hits and misses of the read cache for one kind of record since the engine opened.
+    pub fn read_cache_counts(&self, kind: CacheKind) -> CacheCounts {
+        self.storage.read_cache().counts(kind)
     }
 
     /// Ok when storage is open and a durable write through every shard's writer succeeds.

@@ -349,13 +349,16 @@ impl Engine {
         .await
     }
 
-    /// A manufacturer by id.
+    /// A manufacturer by id. Served from the read cache when it can (see [`crate::cache`]).
     pub fn manufacturer(
         &self,
         tenant: TenantId,
         id: u64,
     ) -> Result<Option<Manufacturer>, EngineError> {
-        Ok(manufacturer(&self.storage.read(tenant)?, id)?)
+        Ok(self
+            .storage
+            .read_cache()
+            .get_or_read(tenant, id, || manufacturer(&self.storage.read(tenant)?, id))?)
     }
 
     /// Manufacturers in id order.
@@ -471,9 +474,12 @@ impl Engine {
             .await
     }
 
-    /// A retailer by id.
+    /// A retailer by id. Served from the read cache when it can (see [`crate::cache`]).
     pub fn retailer(&self, tenant: TenantId, id: u64) -> Result<Option<Retailer>, EngineError> {
-        Ok(retailer(&self.storage.read(tenant)?, id)?)
+        Ok(self
+            .storage
+            .read_cache()
+            .get_or_read(tenant, id, || retailer(&self.storage.read(tenant)?, id))?)
     }
 
     /// Retailers in id order, optionally only those of one customer group.

@@ -806,8 +806,12 @@ impl Engine {
     }
 
     /// A product by id.
+    /// Served from the read cache when it can (see [`crate::cache`]).
     pub fn product(&self, tenant: TenantId, id: u64) -> Result<Option<Product>, EngineError> {
-        Ok(product(&self.storage.read(tenant)?, id)?)
+        Ok(self
+            .storage
+            .read_cache()
+            .get_or_read(tenant, id, || product(&self.storage.read(tenant)?, id))?)
     }
 
     /// A product by manufacturer and SKU.
@@ -833,18 +837,18 @@ impl Engine {
         Ok(list_products(&self.storage.read(tenant)?, query)?)
     }
 
-    /// A customer group's price-list entry for a product.
+    /// A customer group's price-list entry for a product. Served from the read cache when it
+    /// can (see [`crate::cache`]).
     pub fn price_list_entry(
         &self,
         tenant: TenantId,
         group_id: u64,
         product_id: u64,
     ) -> Result<Option<PriceListEntry>, EngineError> {
-        Ok(price_list_entry(
-            &self.storage.read(tenant)?,
-            group_id,
-            product_id,
-        )?)
+        let id = (group_id, product_id);
+        Ok(self.storage.read_cache().get_or_read(tenant, id, || {
+            price_list_entry(&self.storage.read(tenant)?, group_id, product_id)
+        })?)
     }
 
     /// A customer group's price list, in product id order.
