@@ -15,33 +15,35 @@
 //! The word only ever grows.
 //!
 //! - A write that may change a cached record (see [`may_change_cached_records`]) adds
-//!   [`WRITE_START`] before it is submitted to the shard writer and [`WRITE_END`] once the
+//!   `WRITE_START` before it is submitted to the shard writer and `WRITE_END` once the
 //!   writer has answered (committed or refused), before the caller hears of it. So while it is
 //!   in flight the in-flight count is non-zero, and after it the word is larger than any value
 //!   observed before it started.
 //! - A reader loads the word *before* it opens its snapshot. If a write is in flight, it reads
 //!   storage and neither uses nor fills the cache. Otherwise it uses an entry only if the entry
 //!   is tagged with exactly the loaded word; on a miss it reads a snapshot and inserts the
-//!   value tagged with the loaded word only if the word is still the same after the read.
+//!   value tagged with the loaded word. (It skips the insert when the word changed during the
+//!   read: such an entry could never be used.)
 //!
-//! Why this is enough: an entry tagged `w` was read from a snapshot opened while the word was
-//! `w` and no write was in flight, and no write started until the read was over (a start
-//! changes the word, which is checked after the read). So the value equals the committed state
-//! at every moment the word is `w`. A hit happens only while the word is still `w`, so no
-//! write has started since, and the value is the current state: a read that begins after a
-//! write was acknowledged never returns what the write replaced, and reads are never older
-//! than an earlier read. Entries with an older tag are dead; moka evicts them or the next miss
-//! replaces them.
+//! Why this is enough: an entry tagged `w` was read from a snapshot opened after its reader
+//! loaded `w` with no write in flight, so the snapshot holds every write that ended before.
+//! A hit happens only while the word is still `w`: no write has started since that load (a
+//! start changes the word for good), so nothing that could change a cached record committed
+//! between the snapshot and the hit, and the value is the current state. Hence a read that
+//! begins after a write was acknowledged never returns what the write replaced, and a read is
+//! never older than an earlier read. The in-flight rule is what gives the second property
+//! while a write is between its commit and its answer. Entries with an older tag are dead;
+//! moka evicts them or the next miss replaces them.
 //!
 //! Tenants share a stripe when their ids collide ([`GENERATION_STRIPES`] stripes): a write
 //! then costs the other tenants of its stripe a miss, never a wrong answer.
 //!
 //! # The write path
 //!
-//! Every write of the engine goes through [`Store::execute`] or [`Store::execute_blocking`]
+//! Every write of the engine goes through `Store::execute` or `Store::execute_blocking`
 //! (the engine's handle on storage; `Engine::run` and the CSV import use them). A write whose
 //! caller goes away before the answer (a dropped future) must still end its mark only after
-//! the shard writer is done with the command, so [`Store::execute`] runs the submission in a
+//! the shard writer is done with the command, so `Store::execute` runs the submission in a
 //! task of its own that is not cancelled with the caller. A mark that is dropped without
 //! ending (a panic, a runtime shut down under the task) leaves its stripe "in flight" for the
 //! life of the process: those tenants read storage directly, which is slower but never wrong.
