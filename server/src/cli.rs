@@ -1,13 +1,14 @@
-//! The command line: `mercato serve`, `mercato config` and the offline `mercato storage ...`
-//! administration commands, with room for more subcommands (`init`, `demo`, `reindex`,
-//! `loadgen`).
+//! The command line: `mercato serve`, `mercato config`, `mercato init`, `mercato demo`,
+//! `mercato loadgen` and the offline `mercato storage ...` administration commands.
 //!
 //! This is the top of the program: errors become `anyhow::Error` here and only here; the
 //! binary prints them and exits non-zero.
 
 use crate::config::LogConfig;
 use crate::config::{Config, ConfigSources, FlagOverrides};
+use crate::demo::{self, DemoOptions};
 use crate::launch::{ShutdownSignals, launch_with_listener};
+use crate::loadgen::{self, LoadgenOptions, Mix};
 use crate::storage_admin::{self, VERIFY_PROBLEMS_EXIT_CODE};
 use crate::telemetry;
 use anyhow::Context;
@@ -38,6 +39,85 @@ pub enum Command {
     /// buckets. Refused while a server has the data directory open.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Initialise the platform of a data directory (created if missing) and print the platform
+    /// administrator's token, once: it is stored hashed. On a directory whose platform is
+    /// initialised already, exits with status 1 and says so, unless --rotate-platform-token
+    /// is given, which replaces the token (the old one stops working) and prints the new one.
+    Init(InitArgs),
+    /// Fill a data directory with a synthetic wholesale marketplace (tenant `demo`: 50
+    /// manufacturers, a category tree, products, 200 retailers, stock, an order history) and
+    /// serve it, printing the URL and one sign-in per role. A directory that holds the demo
+    /// already is served as it is. The credentials are also written to
+    /// DATA_DIR/demo-credentials.json (mode 0600).
+    Demo(DemoArgs),
+    /// Drive a running server with concurrent HTTP requests (catalog reads and/or order
+    /// placement as the demo buyer) and report throughput and latency percentiles.
+    Loadgen(LoadgenArgs),
+}
+
+/// `mercato init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub source: DataDirArgs,
+    /// Replace the platform token of an initialised platform and print the new one.
+    #[arg(long)]
+    pub rotate_platform_token: bool,
+}
+
+/// `mercato demo`: the configuration layers of `serve`, with its own data directory default.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// TOML configuration file, layered over the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the demo, created if missing (not the configured `data_dir`).
+    #[arg(long, value_name = "DIR", default_value = demo::DATA_DIR_DEFAULT)]
+    pub data_dir: PathBuf,
+    /// Products to generate (10..=10000000); ignored when the directory holds a demo already.
+    #[arg(long, value_name = "N", default_value_t = demo::PRODUCTS_DEFAULT)]
+    pub products: u64,
+    /// Address to listen on, such as 127.0.0.1:8080 (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seed of the synthetic data: the same seed gives the same marketplace.
+    #[arg(long, value_name = "S", default_value_t = demo::SEED_DEFAULT)]
+    pub seed: u64,
+}
+
+/// `mercato loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the server, such as http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// A demo credentials file (DATA_DIR/demo-credentials.json): signs in as the demo buyer.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "token",
+        conflicts_with = "token"
+    )]
+    pub credentials: Option<PathBuf>,
+    /// A bearer token to send instead (a buyer's, for the orders and mixed workloads).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Workload: `gets` (GET /v1/products/{id}), `reads` (product and manufacturer reads and
+    /// product lists), `orders` (POST /v1/orders), `mixed` (reads with one order in five).
+    #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+    pub mix: Mix,
+    /// Requests in flight at once (1..=1024), one connection each.
+    #[arg(long, value_name = "C", default_value_t = 32)]
+    pub concurrency: u32,
+    /// Seconds to measure (1..=3600), after the warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds to run before measuring (0..=600).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub warmup: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mercato storage ...`: each opens the data directory itself and closes it before exiting.
@@ -161,7 +241,133 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Verdict::Consistent => Ok(()),
             Verdict::ProblemsFound => std::process::exit(VERIFY_PROBLEMS_EXIT_CODE),
         },
+        Command::Init(args) => init(args),
+        Command::Demo(args) => run_demo(args),
+        Command::Loadgen(args) => run_loadgen(args),
     }
+}
+
+/// Log level of the commands whose output is a report (storage, init, loadgen), unless
+/// `RUST_LOG` says otherwise.
+const REPORT_COMMAND_LOG_FILTER: &str = "warn";
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mercato-rt")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let config = args.source.load()?;
+    telemetry::init_logs(&LogConfig {
+        filter: REPORT_COMMAND_LOG_FILTER.to_owned(),
+        format: config.log.format,
+    })?;
+    let runtime = runtime()?;
+    let rotate = args.rotate_platform_token;
+    let engine_config = storage_admin::engine_config(&config);
+    let token = runtime.block_on(async move {
+        let engine =
+            tokio::task::spawn_blocking(move || mercato_engine::Engine::open(engine_config))
+                .await??;
+        let engine = std::sync::Arc::new(engine);
+        let token = if rotate {
+            engine.rotate_platform_token().await.map(Some)
+        } else {
+            engine.init_platform().await
+        };
+        let closing = engine.clone();
+        let closed = tokio::task::spawn_blocking(move || closing.shutdown()).await?;
+        let token = token?;
+        closed?;
+        anyhow::Ok(token)
+    })?;
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    let Some(token) = token else {
+        anyhow::bail!(
+            "the platform of {} is already initialised; its token is stored hashed and cannot be shown again (`mercato init --rotate-platform-token` replaces it)",
+            config.data_dir.display()
+        );
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "platform token: {}", token.expose_secret())?;
+    stdout.flush()?;
+    eprintln!(
+        "Keep this token now: it is shown once. Send it as `Authorization: Bearer <token>` to /v1/admin/tenants to create tenants."
+    );
+    Ok(())
+}
+
+fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    if !(demo::PRODUCTS_MIN..=demo::PRODUCTS_MAX).contains(&args.products) {
+        anyhow::bail!(
+            "--products must be {}..={}, got {}",
+            demo::PRODUCTS_MIN,
+            demo::PRODUCTS_MAX,
+            args.products
+        );
+    }
+    let flags = FlagOverrides {
+        listen: args.listen,
+        data_dir: Some(args.data_dir),
+        tls_self_signed: false,
+    };
+    let config = Config::load(&ConfigSources::from_process(args.config, flags))?;
+    telemetry::init_logs(&config.log)?;
+    let options = DemoOptions {
+        products: args.products,
+        seed: args.seed,
+    };
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async move {
+        let mut prepared = demo::prepare(&config, options).await?;
+        serve_until_signal(config, move |url| {
+            demo::record_url(&mut prepared, url)?;
+            let mut stdout = std::io::stdout().lock();
+            demo::write_announcement(&mut stdout, url, &prepared)?;
+            stdout.flush()?;
+            Ok(())
+        })
+        .await
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    outcome
+}
+
+fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<()> {
+    telemetry::init_logs(&LogConfig {
+        filter: REPORT_COMMAND_LOG_FILTER.to_owned(),
+        format: crate::config::LogFormat::Text,
+    })?;
+    let options = LoadgenOptions::new(
+        args.url,
+        match (args.credentials, args.token) {
+            (Some(path), _) => loadgen::Credential::DemoFile(path),
+            (None, Some(token)) => loadgen::Credential::Token(token),
+            (None, None) => anyhow::bail!("give --credentials FILE or --token TOKEN"),
+        },
+        args.mix,
+        args.concurrency,
+        args.duration,
+        args.warmup,
+    )?;
+    let runtime = runtime()?;
+    let report = runtime.block_on(loadgen::run(options));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    let report = report?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        loadgen::write_json(&mut stdout, &report)?;
+    } else {
+        loadgen::write_text(&mut stdout, &report)?;
+    }
+    stdout.flush()?;
+    if report.total.ok == 0 {
+        anyhow::bail!("no request succeeded");
+    }
+    Ok(())
 }
 
 /// Whether a storage command found the data directory consistent.
@@ -262,17 +468,18 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init_logs(&config.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("mercato-rt")
-        .build()
-        .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(serve_until_signal(config));
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(serve_until_signal(config, |_| Ok(())));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     outcome
 }
 
-async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+/// Serves until SIGTERM or SIGINT. Once the server listens it prints the listening line (the
+/// first line on stdout) and then calls `on_listening` with the server's URL.
+async fn serve_until_signal(
+    config: Config,
+    on_listening: impl FnOnce(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut signals = ShutdownSignals::install().context("cannot listen for shutdown signals")?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
@@ -295,11 +502,16 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
         force_stop.close_connections_now();
     });
     tracing::info!(url = %server.url(), "listening");
-    // Tests and scripts read this line to learn the bound port; it is the only line on stdout.
+    // Tests and scripts read this line to learn the bound port; it is the first line on stdout
+    // (the only one for `serve`).
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "mercato listening on {}", server.url())?;
     stdout.flush()?;
     drop(stdout);
+    if let Err(error) = on_listening(&server.url()) {
+        // The server runs already; a failure to announce it is reported, not fatal.
+        tracing::warn!(error = %format!("{error:#}"), "could not announce the server");
+    }
     server.wait().await?;
     tracing::info!("stopped");
     Ok(())
