@@ -1150,6 +1150,45 @@ mod tests {
     }
 
     #[test]
+    fn every_accounts_and_admin_route_is_documented_with_its_401() {
+        let doc = serde_json::to_value(crate::app::openapi_document()).expect("document");
+        let routes = [
+            ("/v1/me/password", "post"),
+            ("/v1/users", "get"),
+            ("/v1/users", "post"),
+            ("/v1/users/{id}", "get"),
+            ("/v1/users/{id}/disable", "post"),
+            ("/v1/users/{id}/enable", "post"),
+            ("/v1/users/{id}/reset-password", "post"),
+            ("/v1/users/{id}/revoke-sessions", "post"),
+            ("/v1/api-keys", "get"),
+            ("/v1/api-keys", "post"),
+            ("/v1/api-keys/{id}", "delete"),
+            ("/v1/tenant", "get"),
+            ("/v1/tenant/settings", "get"),
+            ("/v1/tenant/settings", "put"),
+            ("/v1/audit", "get"),
+            ("/v1/audit/verify", "get"),
+            ("/v1/admin/tenants", "get"),
+            ("/v1/admin/tenants", "post"),
+            ("/v1/admin/tenants/{id}", "get"),
+        ];
+        for (path, method) in routes {
+            let responses = &doc["paths"][path][method]["responses"];
+            assert!(
+                responses["401"]["content"]["application/problem+json"].is_object(),
+                "{method} {path}: {responses}"
+            );
+        }
+        let audit_params = doc["paths"]["/v1/audit"]["get"]["parameters"].to_string();
+        for name in [
+            "actor", "resource", "action", "from_ms", "to_ms", "cursor", "limit",
+        ] {
+            assert!(audit_params.contains(&format!("\"{name}\"")), "{name}");
+        }
+    }
+
+    #[test]
     fn default_display_name_is_the_local_part() {
         assert_eq!(default_display_name(" ada@x.io "), "ada");
         assert_eq!(default_display_name("no-at"), "no-at");
