@@ -17,7 +17,7 @@ use crate::telemetry::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use mercato_engine::Engine;
@@ -230,8 +230,10 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         Ok(bytes) if is_text && !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
-    let code = ErrorCode::for_status(status);
-    let mut problem = problem_response(code, detail);
+    let mut problem = match json_body_field(status, &detail) {
+        Some((field, reason)) => ApiError::invalid_field(field, reason).into_response(),
+        None => problem_response(ErrorCode::for_status(status), detail),
+    };
     *problem.status_mut() = status;
     parts.headers.remove(header::CONTENT_TYPE);
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -240,12 +242,42 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::new(problem_body))
 }
 
+/// The field a JSON body failed on, from axum's 422 text
+/// ("Failed to deserialize the JSON body into the target type: lines[0].quantity: invalid type: ..."),
+/// with the reason. `None` for other errors. A missing or unknown field at the top level has no
+/// path, so the field is taken from serde's message ("missing field `email`").
+fn json_body_field(status: StatusCode, detail: &str) -> Option<(String, String)> {
+    if status != StatusCode::UNPROCESSABLE_ENTITY {
+        return None;
+    }
+    let rest = detail.strip_prefix("Failed to deserialize the JSON body into the target type: ")?;
+    let named = |reason: &str| {
+        ["missing field `", "unknown field `", "duplicate field `"]
+            .iter()
+            .find_map(|prefix| reason.strip_prefix(prefix))
+            .and_then(|tail| tail.split('`').next())
+            .map(str::to_owned)
+    };
+    match rest.split_once(": ") {
+        Some((path, reason)) if !path.is_empty() && !path.contains(' ') && path != "." => {
+            let field = match named(reason) {
+                Some(inner) => format!("{path}.{inner}"),
+                None => path.to_owned(),
+            };
+            Some((field, reason.to_owned()))
+        }
+        _ => Some((
+            named(rest).unwrap_or_else(|| "body".to_owned()),
+            rest.to_owned(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Config, ConfigSources};
     use axum::body::Bytes;
-    use axum::http::StatusCode;
     use axum::routing::post;
     use tower::ServiceExt;
 
@@ -365,6 +397,38 @@ mod tests {
             "Allow header lost"
         );
         assert_eq!(body_json(response).await["code"], "method_not_allowed");
+    }
+
+    #[test]
+    fn json_body_errors_name_their_field() {
+        let prefix = "Failed to deserialize the JSON body into the target type: ";
+        let cases = [
+            (
+                "lines[0].quantity: invalid type: string \"x\", expected u32 at line 1 column 30",
+                "lines[0].quantity",
+            ),
+            ("missing field `email` at line 1 column 2", "email"),
+            (
+                "unknown field `colour`, expected one of `name` at line 1 column 9",
+                "colour",
+            ),
+            (
+                "addresses[1]: missing field `city` at line 1 column 80",
+                "addresses[1].city",
+            ),
+            ("expected value at line 1 column 1", "body"),
+        ];
+        for (text, field) in cases {
+            let (got, _) =
+                json_body_field(StatusCode::UNPROCESSABLE_ENTITY, &format!("{prefix}{text}"))
+                    .expect("a JSON body error");
+            assert_eq!(got, field, "{text}");
+        }
+        assert_eq!(json_body_field(StatusCode::BAD_REQUEST, prefix), None);
+        assert_eq!(
+            json_body_field(StatusCode::UNPROCESSABLE_ENTITY, "other"),
+            None
+        );
     }
 
     #[tokio::test]
