@@ -16,6 +16,7 @@ use crate::api::{
 };
 use crate::app::AppState;
 use crate::problem::{ApiError, ErrorCode};
+use crate::routes::parties::{MoneyDto, PriceTierDto};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -219,24 +220,7 @@ fn with_location(mut response: Response, location: &str) -> Response {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Money on the wire
-
-/// An amount in minor units of a currency: `{"minor": 1250, "currency": "EUR"}` is EUR 12.50.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Price {
-    pub minor: i64,
-    /// ISO 4217 code.
-    pub currency: String,
-}
-
-impl From<Money> for Price {
-    fn from(m: Money) -> Self {
-        Price {
-            minor: m.minor,
-            currency: m.currency.as_str().to_owned(),
-        }
-    }
-}
+// Money on the wire (responses use the parties module's `MoneyDto` and `PriceTierDto`)
 
 /// An amount as given by a client: the currency defaults to the catalog's.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -257,13 +241,6 @@ impl PriceInput {
         };
         Ok(Money::new(self.minor, currency))
     }
-}
-
-/// A volume price: from `min_qty` units on, each unit costs `unit_price`.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct PriceTierDto {
-    pub min_qty: u32,
-    pub unit_price: Price,
 }
 
 /// A volume tier as given by a client.
@@ -715,7 +692,7 @@ pub struct ProductDto {
     pub case_pack: u32,
     /// Smallest order quantity (a multiple of `case_pack`).
     pub min_order_qty: u32,
-    pub base_price: Price,
+    pub base_price: MoneyDto,
     pub tiers: Vec<PriceTierDto>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -739,14 +716,7 @@ impl From<Product> for ProductDto {
             case_pack: p.case_pack,
             min_order_qty: p.min_order_qty,
             base_price: p.base_price.into(),
-            tiers: p
-                .tiers
-                .into_iter()
-                .map(|t| PriceTierDto {
-                    min_qty: t.min_qty,
-                    unit_price: t.unit_price.into(),
-                })
-                .collect(),
+            tiers: p.tiers.into_iter().map(PriceTierDto::from).collect(),
             created_at_ms: p.created_at_ms,
             updated_at_ms: p.updated_at_ms,
             version: p.version,
@@ -1190,9 +1160,9 @@ pub struct ProductPrice {
     pub quantity: u32,
     /// The customer group whose price list applied, if any.
     pub customer_group_id: Option<u64>,
-    pub unit_price: Price,
+    pub unit_price: MoneyDto,
     /// `unit_price * quantity`.
-    pub total: Price,
+    pub total: MoneyDto,
     /// Whether the quantity meets the minimum order quantity and is a multiple of the case
     /// pack.
     pub orderable_quantity: bool,
