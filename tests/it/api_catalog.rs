@@ -861,6 +861,11 @@ async fn images_are_uploaded_checked_and_removed() {
     let (_, read) = w.get(&format!("/v1/products/{product}"), maker).await;
     assert_eq!(read["images"].as_array().map(Vec::len), Some(3));
     assert_eq!(read["images"][0], hash.as_str());
+    // The same bytes again: 200, nothing added.
+    let (status, again) = send(w.req(Method::POST, &images, maker).body(bytes.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["hash"], hash.as_str());
+    assert_eq!(again["product"]["images"].as_array().map(Vec::len), Some(3));
 
     // Not an image: 415. Too large: 413. Neither changes the product.
     let gif = send(

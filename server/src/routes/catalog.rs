@@ -1288,6 +1288,7 @@ pub struct ProductImage {
     request_body(content = Vec<u8>, description = "The image file", content_type = "image/png"),
     responses(
         (status = 201, description = "Stored and appended to the product's images", body = ProductImage),
+        (status = 200, description = "The product already had this image; nothing changed", body = ProductImage),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "May not manage this manufacturer's catalog", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such product visible to the caller", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
@@ -1326,7 +1327,8 @@ async fn upload_image(
     })
     .await?;
     let hash = *put.hash.as_bytes();
-    let product = if product.images.contains(&hash) {
+    let already_there = product.images.contains(&hash);
+    let product = if already_there {
         product
     } else {
         let mut images = product.images.clone();
@@ -1364,7 +1366,12 @@ async fn upload_image(
         url: url.clone(),
         product: product.into(),
     };
-    Ok(with_location(created(&image)?, &url))
+    let response = if already_there {
+        ok_json(&image)?
+    } else {
+        created(&image)?
+    };
+    Ok(with_location(response, &url))
 }
 
 /// An image of a product, with its media type and a strong ETag (its SHA-256).
@@ -1686,7 +1693,14 @@ async fn import_products(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    require(&principal, Permission::ReadCatalog)?;
+    // Some catalog to manage (its own for a manufacturer user, any for an admin); each row's
+    // manufacturer is checked below.
+    require(
+        &principal,
+        Permission::ManageCatalog {
+            manufacturer_id: own_manufacturer(&principal).unwrap_or_default(),
+        },
+    )?;
     let mode = match query.mode.as_deref() {
         None | Some("") | Some("file") => ImportMode::WholeFile,
         Some("batch") => ImportMode::PerBatch,
@@ -1970,5 +1984,45 @@ mod tests {
                 (3, row("c", "9")),
             ]
         );
+    }
+
+    #[test]
+    fn every_catalog_route_is_documented_with_its_errors() {
+        let doc = crate::app::openapi_document();
+        let paths = [
+            ("/v1/categories", vec!["get", "post"]),
+            ("/v1/categories/{id}", vec!["get", "patch"]),
+            ("/v1/categories/{id}/children", vec!["get"]),
+            ("/v1/catalog/settings", vec!["get", "put"]),
+            ("/v1/products", vec!["get", "post"]),
+            ("/v1/products/{id}", vec!["get", "patch"]),
+            ("/v1/products/{id}/status", vec!["put"]),
+            ("/v1/products/{id}/price", vec!["get"]),
+            ("/v1/products/{id}/images", vec!["post"]),
+            ("/v1/products/{id}/images/{hash}", vec!["get", "delete"]),
+            ("/v1/products/import", vec!["post"]),
+            ("/v1/products/export", vec!["get"]),
+        ];
+        let json = serde_json::to_value(&doc).expect("document serializes");
+        for (path, methods) in paths {
+            for method in methods {
+                let operation = &json["paths"][path][method];
+                assert!(operation.is_object(), "{method} {path} is not documented");
+                let responses = &operation["responses"];
+                assert!(responses["401"].is_object(), "{method} {path}: no 401");
+                assert!(responses["403"].is_object(), "{method} {path}: no 403");
+            }
+        }
+        for schema in [
+            "ProductDto",
+            "CategoryDetail",
+            "ImportReportDto",
+            "ProductPrice",
+        ] {
+            assert!(
+                json["components"]["schemas"][schema].is_object(),
+                "schema {schema} missing"
+            );
+        }
     }
 }
