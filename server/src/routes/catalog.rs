@@ -17,8 +17,9 @@ use crate::api::{
 use crate::app::AppState;
 use crate::problem::{ApiError, ErrorCode};
 use crate::routes::parties::{MoneyDto, PriceTierDto};
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mercato_engine::accounts::{Permission, Principal, Role};
@@ -30,7 +31,6 @@ use mercato_engine::money::{Currency, Money};
 use mercato_engine::tables::{CatalogSettings, Category, PriceTier, Product, ProductStatus};
 use mercato_engine::{EngineError, TenantId};
 use mercato_storage::BlobHash;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -72,43 +72,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Request bodies
-
-/// A JSON request body whose errors are problem+json naming the field: a body that does not
-/// parse is 422 `invalid_field` with the member nearest to the error (or `body`), a body that
-/// is not declared as JSON is 415.
-pub struct JsonBody<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let declared = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        if let Some(media) = declared
-            && media != "application/json"
-            && !(media.starts_with("application/") && media.ends_with("+json"))
-        {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!("the body must be application/json, not {media}"),
-            ));
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(body_rejection)?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
+// Request bodies (JSON bodies use `axum::Json`, whose errors the app turns into problems naming
+// the field)
 
 /// A body the framework could not read: too large (413) or broken.
 fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
@@ -117,64 +82,6 @@ fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiErr
     } else {
         ApiError::new(ErrorCode::BadRequest, rejection.body_text())
     }
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let message = e.to_string();
-        let field = quoted_after(&message, "missing field `")
-            .or_else(|| quoted_after(&message, "unknown field `"))
-            .or_else(|| json_member_before(bytes, e.line(), e.column()))
-            .unwrap_or_else(|| "body".to_owned());
-        ApiError::invalid_field(field, message)
-    })
-}
-
-/// The text between `prefix` and the next backtick.
-fn quoted_after(message: &str, prefix: &str) -> Option<String> {
-    let rest = &message[message.find(prefix)? + prefix.len()..];
-    Some(rest[..rest.find('`')?].to_owned())
-}
-
-/// The name of the object member whose value holds the byte at (`line`, `column`) of a JSON
-/// text: the last `"name":` before it. Good enough to name the field of a type error.
-fn json_member_before(bytes: &[u8], line: usize, column: usize) -> Option<String> {
-    if line == 0 {
-        return None;
-    }
-    let mut offset = 0usize;
-    for (i, text) in bytes.split(|b| *b == b'\n').enumerate() {
-        if i + 1 == line {
-            offset += column.min(text.len());
-            break;
-        }
-        offset += text.len() + 1;
-    }
-    let before = bytes.get(..offset.min(bytes.len()))?;
-    let mut i = before.len();
-    while i > 0 {
-        i -= 1;
-        if before[i] != b':' {
-            continue;
-        }
-        let mut end = i;
-        while end > 0 && before[end - 1].is_ascii_whitespace() {
-            end -= 1;
-        }
-        if end == 0 || before[end - 1] != b'"' {
-            continue;
-        }
-        let close = end - 1;
-        let open = before[..close].iter().rposition(|b| *b == b'"')?;
-        let name = std::str::from_utf8(&before[open + 1..close]).ok()?;
-        if !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Some(name.to_owned());
-        }
-    }
-    None
 }
 
 /// Deserializes a member that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -423,7 +330,7 @@ async fn list_categories(
 async fn create_category(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody<CreateCategory>,
+    Json(body): Json<CreateCategory>,
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ManageTenant)?;
     let slug = match body.slug {
@@ -506,7 +413,7 @@ async fn patch_category(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<u64>,
-    JsonBody(body): JsonBody<PatchCategory>,
+    Json(body): Json<PatchCategory>,
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ManageTenant)?;
     let tenant = principal.tenant;
@@ -652,7 +559,7 @@ async fn get_settings(
 async fn put_settings(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody<CatalogSettingsDto>,
+    Json(body): Json<CatalogSettingsDto>,
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ManageTenant)?;
     let currency =
@@ -985,7 +892,7 @@ fn list_by_sku(
 async fn create_product(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody<CreateProduct>,
+    Json(body): Json<CreateProduct>,
 ) -> Result<Response, ApiError> {
     let manufacturer_id = body
         .manufacturer_id
@@ -1067,7 +974,7 @@ async fn patch_product(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<u64>,
-    JsonBody(body): JsonBody<PatchProduct>,
+    Json(body): Json<PatchProduct>,
 ) -> Result<Response, ApiError> {
     let current = managed_product(&state, &principal, id)?;
     let tenant = principal.tenant;
@@ -1123,7 +1030,7 @@ async fn set_product_status(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<u64>,
-    JsonBody(body): JsonBody<ProductStatusChange>,
+    Json(body): Json<ProductStatusChange>,
 ) -> Result<Response, ApiError> {
     let status = parse_status("status", &body.status)?;
     managed_product(&state, &principal, id)?;
@@ -1925,34 +1832,6 @@ mod tests {
         assert_eq!(slug_from_name("  --Äpfel 2000--"), "pfel-2000");
         assert_eq!(slug_from_name("!!!"), "");
         assert!(slug_from_name(&"a".repeat(200)).len() <= validate::SLUG_CHARS_MAX);
-    }
-
-    #[test]
-    fn json_errors_name_the_member() {
-        let bad = br#"{"sku": "A-1", "case_pack": "six"}"#;
-        let err = parse_json::<CreateProduct>(bad)
-            .err()
-            .map(|e| e.to_string());
-        assert!(
-            err.as_deref().is_some_and(|e| e.contains("`case_pack`")),
-            "{err:?}"
-        );
-        let missing = br#"{"sku": "A-1"}"#;
-        let err = parse_json::<CreateProduct>(missing)
-            .err()
-            .map(|e| e.to_string());
-        assert!(
-            err.as_deref().is_some_and(|e| e.contains("`name`")),
-            "{err:?}"
-        );
-        let unknown = br#"{"nmae": "x"}"#;
-        let err = parse_json::<PatchProduct>(unknown)
-            .err()
-            .map(|e| e.to_string());
-        assert!(
-            err.as_deref().is_some_and(|e| e.contains("`nmae`")),
-            "{err:?}"
-        );
     }
 
     #[test]
