@@ -187,15 +187,20 @@ async fn enforce_limits(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
+    // The CSV import route carries whole files; its own, larger bound applies to it.
+    let body_bytes_max = if request.uri().path() == routes::catalog::IMPORT_PATH {
+        limits
+            .body_bytes_max
+            .max(routes::catalog::IMPORT_BODY_BYTES_MAX)
+    } else {
+        limits.body_bytes_max
+    };
     if let Some(length) = declared_length
-        && length > limits.body_bytes_max as u64
+        && length > body_bytes_max as u64
     {
         return ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "the request body is {length} bytes; at most {} are accepted",
-                limits.body_bytes_max
-            ),
+            format!("the request body is {length} bytes; at most {body_bytes_max} are accepted"),
         )
         .into_response();
     }
@@ -260,9 +265,11 @@ fn json_body_field(status: StatusCode, detail: &str) -> Option<(String, String)>
     };
     match rest.split_once(": ") {
         Some((path, reason)) if !path.is_empty() && !path.contains(' ') && path != "." => {
+            // serde_path_to_error's path ends at the unknown field itself, but at the parent
+            // of a missing one.
             let field = match named(reason) {
-                Some(inner) => format!("{path}.{inner}"),
-                None => path.to_owned(),
+                Some(inner) if reason.starts_with("missing field") => format!("{path}.{inner}"),
+                _ => path.to_owned(),
             };
             Some((field, reason.to_owned()))
         }

@@ -20,7 +20,7 @@ use crate::tables::{
     ProductStatus, VerificationStatus,
 };
 use crate::{Actor, Engine, EngineError, TenantId};
-use mercato_storage::{StorageError, TenantReads, TenantWrite};
+use mercato_storage::{BlobHash, StorageError, TenantReads, TenantWrite};
 use std::collections::BTreeSet;
 
 /// Unit of measure of a product created without one.
@@ -168,6 +168,15 @@ fn write_product(
     }
     if old.is_none_or(|o| o.status != new.status) {
         tx.put(&PRODUCTS_BY_STATUS, &(new.status.code(), id), &IndexMark)?;
+    }
+    // Every image is one reference from the tenant to its blob, so the blob is readable by
+    // the tenant and kept by the collector for as long as a product shows it.
+    let before: &[[u8; 32]] = old.map_or(&[], |o| o.images.as_slice());
+    for hash in new.images.iter().filter(|h| !before.contains(h)) {
+        tx.blob_ref_add(&BlobHash::from_bytes(*hash))?;
+    }
+    for hash in before.iter().filter(|h| !new.images.contains(h)) {
+        tx.blob_ref_remove(&BlobHash::from_bytes(*hash))?;
     }
     tx.put(&PRODUCTS, &id, new)
 }

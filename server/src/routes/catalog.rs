@@ -42,6 +42,8 @@ use utoipa_axum::routes;
 pub const IMAGE_BYTES_MAX: usize = 8 << 20;
 /// Largest CSV import body accepted, in bytes (32 MiB).
 pub const IMPORT_BODY_BYTES_MAX: usize = 32 << 20;
+/// Path of the CSV import route, whose body bound is [`IMPORT_BODY_BYTES_MAX`].
+pub const IMPORT_PATH: &str = "/v1/products/import";
 /// Largest CSV export produced, in bytes; a larger catalog is exported in parts with filters.
 pub const EXPORT_BYTES_MAX: usize = 256 << 20;
 /// Engine pages a `sku` filter without `manufacturer_id` examines for one response page.
@@ -1328,7 +1330,14 @@ async fn get_image(
     }
     let tenant = principal.tenant;
     let bytes = blocking(&state, move |engine| {
-        Ok(engine.storage().read_blob(tenant, &hash)?)
+        match engine.storage().read_blob(tenant, &hash) {
+            // A product may name a hash whose bytes were never uploaded (CSV import takes
+            // hashes): that image is missing, not a server fault.
+            Err(mercato_storage::StorageError::Blob(
+                mercato_storage::blob::BlobError::NotFound { .. },
+            )) => Ok(None),
+            other => Ok(other?),
+        }
     })
     .await?
     .ok_or_else(|| not_found("image", hash))?;
