@@ -1,7 +1,10 @@
 //! End-to-end tests: tenant isolation. The tenant comes from the credential, so every route that
 //! takes an id answers another tenant's id exactly like a missing one.
 
-use crate::api_support::world;
+use crate::api_support::{World, world};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 #[tokio::test]
 async fn world_tokens_carry_their_tenant_and_role() {
@@ -24,4 +27,308 @@ async fn world_tokens_carry_their_tenant_and_role() {
         }
     }
     assert_eq!(w.get("/v1/me", "mct_1_not-a-token").await.0, 401);
+}
+
+/// The smallest valid PNG: signature, IHDR of a 1x1 greyscale image, IDAT, IEND.
+const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a, 0x7e, 0x9b,
+    0x55, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x01, 0x48, 0xaf, 0xa4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// Ids of tenant B's resources that tenant A does not have. Ids are counted per tenant, so the
+/// world's two tenants share their first ids; these are made in B only.
+struct ForeignIds(BTreeMap<&'static str, String>);
+
+async fn created_id(got: (StatusCode, Value), what: &str) -> u64 {
+    assert!(
+        got.0.is_success(),
+        "creating {what} in B: {} {}",
+        got.0,
+        got.1
+    );
+    got.1["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{what} has an id: {}", got.1))
+}
+
+async fn foreign_ids(w: &World) -> ForeignIds {
+    let b = &w.b;
+    let admin = &b.admin.token;
+    let eur = |minor: i64| json!({"minor": minor, "currency": "EUR"});
+    let manufacturer = created_id(
+        w.post(
+            "/v1/manufacturers",
+            admin,
+            json!({"name": "Only In B", "country": "DE"}),
+        )
+        .await,
+        "manufacturer",
+    )
+    .await;
+    let category = created_id(
+        w.post("/v1/categories", admin, json!({"name": "Only in B"}))
+            .await,
+        "category",
+    )
+    .await;
+    let product = created_id(
+        w.post(
+            "/v1/products",
+            admin,
+            json!({"manufacturer_id": b.manufacturer_id, "sku": "B-ONLY", "name": "Only in B",
+                   "base_price": {"minor": 500}}),
+        )
+        .await,
+        "product",
+    )
+    .await;
+    let upload = w
+        .req(
+            Method::POST,
+            &format!("/v1/products/{product}/images"),
+            admin,
+        )
+        .header("content-type", "image/png")
+        .body(PNG_1X1.to_vec())
+        .send()
+        .await
+        .expect("upload image");
+    let (status, image) = crate::api_support::status_and_json(upload).await;
+    assert!(status.is_success(), "image upload in B: {status} {image}");
+    let hash = image["hash"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            image["images"]
+                .as_array()
+                .and_then(|i| i.last())
+                .and_then(|h| h.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| panic!("upload names the image's hash: {image}"));
+    let group = created_id(
+        w.post("/v1/customer-groups", admin, json!({"name": "Only in B"}))
+            .await,
+        "customer group",
+    )
+    .await;
+    let price = w
+        .put(
+            &format!("/v1/customer-groups/{group}/prices/{product}"),
+            admin,
+            json!({"unit_price": eur(400)}),
+        )
+        .await;
+    assert!(price.0.is_success(), "price in B: {} {}", price.0, price.1);
+    let retailer = created_id(
+        w.post("/v1/retailers", admin, json!({"name": "Only in B"}))
+            .await,
+        "retailer",
+    )
+    .await;
+    let warehouse = created_id(
+        w.post(
+            "/v1/warehouses",
+            admin,
+            json!({"name": "Only in B", "code": "BONLY"}),
+        )
+        .await,
+        "warehouse",
+    )
+    .await;
+    let user = created_id(
+        w.post(
+            "/v1/users",
+            admin,
+            json!({"email": "only@b.example", "password": "a long enough password 42",
+                   "role": {"kind": "reviewer"}}),
+        )
+        .await,
+        "user",
+    )
+    .await;
+    let key = w
+        .post(
+            "/v1/api-keys",
+            admin,
+            json!({"name": "only in B", "role": {"kind": "reviewer"}, "scopes": ["catalog:read"]}),
+        )
+        .await;
+    assert!(key.0.is_success(), "api key in B: {} {}", key.0, key.1);
+    let api_key = key.1["id"]
+        .as_u64()
+        .or_else(|| key.1["key"]["id"].as_u64())
+        .unwrap_or_else(|| panic!("api key id: {}", key.1));
+    let order = w
+        .post(
+            "/v1/orders",
+            &b.buyer.token,
+            json!({"lines": [{"product_id": b.products[0], "quantity": 2}]}),
+        )
+        .await;
+    assert!(order.0.is_success(), "order in B: {} {}", order.0, order.1);
+    let order_id = order.1["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("order id: {}", order.1));
+    let suborder = order.1["suborders"][0]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("sub-order id: {}", order.1));
+    let invoice = order.1["invoice_id"]
+        .as_u64()
+        .or_else(|| order.1["invoice"]["id"].as_u64())
+        .unwrap_or_else(|| panic!("invoice id: {}", order.1));
+    ForeignIds(BTreeMap::from([
+        ("manufacturers", manufacturer.to_string()),
+        ("categories", category.to_string()),
+        ("products", product.to_string()),
+        ("hash", hash),
+        ("customer-groups", group.to_string()),
+        ("retailers", retailer.to_string()),
+        ("warehouses", warehouse.to_string()),
+        ("users", user.to_string()),
+        ("api-keys", api_key.to_string()),
+        ("orders", order_id.to_string()),
+        ("suborders", suborder.to_string()),
+        ("invoices", invoice.to_string()),
+    ]))
+}
+
+impl ForeignIds {
+    /// `template` with every parameter replaced by B's id: `{id}` by the id of the collection
+    /// it follows, `{product_id}` by B's product, `{hash}` by B's image.
+    fn fill(&self, template: &str) -> String {
+        let segments: Vec<&str> = template.split('/').collect();
+        let mut out = Vec::with_capacity(segments.len());
+        for (i, segment) in segments.iter().enumerate() {
+            let value = match *segment {
+                "{id}" => self.0.get(segments[i - 1]),
+                "{product_id}" => self.0.get("products"),
+                "{hash}" => self.0.get("hash"),
+                s if s.starts_with('{') => None,
+                _ => {
+                    out.push(segment.to_string());
+                    continue;
+                }
+            };
+            out.push(
+                value
+                    .unwrap_or_else(|| panic!("no foreign id for {segment} in {template}"))
+                    .clone(),
+            );
+        }
+        out.join("/")
+    }
+}
+
+/// A valid body for each route that takes one, so that the answer is about the id and not
+/// about the body.
+fn body_for(method: &str, template: &str) -> Option<Value> {
+    let eur = json!({"minor": 100, "currency": "EUR"});
+    let body = match (method, template) {
+        ("post", "/v1/users/{id}/reset-password") => {
+            json!({"new_password": "another long password 42"})
+        }
+        ("patch", "/v1/manufacturers/{id}")
+        | ("patch", "/v1/customer-groups/{id}")
+        | ("patch", "/v1/retailers/{id}")
+        | ("patch", "/v1/categories/{id}")
+        | ("patch", "/v1/products/{id}") => json!({"name": "Renamed"}),
+        ("put", "/v1/manufacturers/{id}/verification") => json!({"status": "suspended"}),
+        ("put", "/v1/customer-groups/{id}/prices/{product_id}") => json!({"unit_price": eur}),
+        ("put", "/v1/products/{id}/status") => json!({"status": "archived"}),
+        ("post", "/v1/orders/{id}/approve")
+        | ("post", "/v1/orders/{id}/reject")
+        | ("post", "/v1/orders/{id}/reorder")
+        | ("post", "/v1/suborders/{id}/ship")
+        | ("post", "/v1/suborders/{id}/cancel") => json!({}),
+        ("post", "/v1/invoices/{id}/payments") => json!({"amount": eur, "reference": "x"}),
+        _ => return None,
+    };
+    Some(body)
+}
+
+#[tokio::test]
+async fn every_route_answers_another_tenants_ids_with_404() {
+    let w = world().await;
+    let foreign = foreign_ids(&w).await;
+    let (status, doc) = w
+        .anon(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .map_or_else(|e| panic!("openapi: {e}"), |r| (r.status(), r));
+    assert_eq!(status, 200);
+    let doc: Value = doc.json().await.expect("openapi json");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut probed = 0;
+    for (template, item) in paths {
+        // The platform administrator sees every tenant by design; no tenant credential works there.
+        if !template.contains('{') || template.starts_with("/v1/admin/") {
+            continue;
+        }
+        for (method, op) in item.as_object().expect("path item") {
+            let path = foreign.fill(template);
+            let query = if template == "/v1/products/{id}/price" {
+                "?quantity=1"
+            } else {
+                ""
+            };
+            // Tenant A's admin may do everything but place orders, which is a buyer's act.
+            let token = if template == "/v1/orders/{id}/reorder" {
+                &w.a.buyer.token
+            } else {
+                &w.a.admin.token
+            };
+            let mut request = w.req(
+                Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"),
+                &format!("{path}{query}"),
+                token,
+            );
+            let takes_body = op.get("requestBody").is_some();
+            if template == "/v1/products/{id}/images" && method == "post" {
+                request = request
+                    .header("content-type", "image/png")
+                    .body(PNG_1X1.to_vec());
+            } else if takes_body {
+                let body = body_for(method, template).unwrap_or_else(|| {
+                    panic!("isolation test has no body for {method} {template}: add one")
+                });
+                request = request.json(&body);
+            }
+            let (status, body) = crate::api_support::send(request).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{method} {path} with tenant A's admin: {body}"
+            );
+            assert_eq!(body["code"], "not_found", "{method} {path}: {body}");
+            probed += 1;
+        }
+    }
+    assert!(probed >= 40, "only {probed} routes with ids were probed");
+
+    // The same ids are real in B: reads by B's admin find them.
+    for template in [
+        "/v1/products/{id}",
+        "/v1/products/{id}/images/{hash}",
+        "/v1/manufacturers/{id}",
+        "/v1/categories/{id}",
+        "/v1/customer-groups/{id}/prices/{product_id}",
+        "/v1/retailers/{id}",
+        "/v1/warehouses/{id}",
+        "/v1/users/{id}",
+        "/v1/orders/{id}",
+        "/v1/suborders/{id}",
+        "/v1/invoices/{id}",
+    ] {
+        let path = foreign.fill(template);
+        let (status, body) = w.get(&path, &w.b.admin.token).await;
+        assert_eq!(status, 200, "{path} for B's admin: {body}");
+    }
+    // A's probes changed nothing in B: B's product keeps its name and status.
+    let (_, product) = w
+        .get(&foreign.fill("/v1/products/{id}"), &w.b.admin.token)
+        .await;
+    assert_eq!(product["name"], "Only in B", "{product}");
 }
