@@ -191,7 +191,7 @@ pg_latency="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$work/pgbench-r
 pg_p99="$(cat "$work"/pgbench.* 2>/dev/null | awk '{print $3}' | sort -n |
     awk '{v[NR] = $1} END {if (NR) {i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", v[i] / 1000} }')"
 pg_orders="$(as_pg "${psql[@]}" -d bench -t -A -c "SELECT count(*) FROM orders")"
-pg_version="$(as_pg "${psql[@]}" -d bench -t -A -c "SHOW server_version")"
+pg_version="$(as_pg "${psql[@]}" -d bench -t -A -c "SHOW server_version" | awk '{print $1}')"
 as_pg "$pg/pg_ctl" -D "$work/pg" -m fast stop >/dev/null
 pg_pid_file=""
 [[ -n "$pg_tps" ]] || { echo "pgbench failed:" >&2; cat "$work/pgbench-result.txt" >&2; exit 1; }
