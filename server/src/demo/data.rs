@@ -1670,10 +1670,13 @@ pub fn product(ctx: &ProductContext<'_>, index: u64) -> ProductUpsert {
     attributes.insert(attr_name.to_string(), attr_value.to_string());
     attributes.insert("pack_size".to_string(), variant.to_string());
     attributes.insert("gtin".to_string(), gtin13(m as u64, index));
+    let sold = match leaf.unit {
+        "each" => "Sold by the piece".to_string(),
+        unit => format!("Sold by the {unit}"),
+    };
     let description = format!(
-        "{item} ({variant}, {attr_value}) from {}. Sold per {}, {case_pack} to a case; minimum order {min_order_qty}. {}",
+        "{item} ({variant}, {attr_value}) from {}. {sold}, {case_pack} to a case; minimum order {min_order_qty}. {}",
         spec.name,
-        leaf.unit,
         PITCHES[rng.random_range(0..PITCHES.len())],
     );
     let code: String = spec
