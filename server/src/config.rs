@@ -63,6 +63,8 @@ pub const COMMIT_BATCH_BYTES_MIN: u64 = 1 << 10;
 pub const COMMIT_BATCH_BYTES_LIMIT: u64 = 256 << 20;
 /// Upper bound of `storage.pending_commands_max`; the storage layer enforces the same bound.
 pub const PENDING_COMMANDS_LIMIT: i64 = 1 << 20;
+/// Upper bound of `storage.read_cache_bytes_max` (64 GiB).
+pub const READ_CACHE_BYTES_LIMIT: u64 = 64 << 30;
 
 /// The validated configuration the server runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +115,8 @@ pub struct StorageConfig {
     pub commit_batch_count_max: u32,
     pub commit_batch_bytes_max: u64,
     pub pending_commands_max: u32,
+    /// Bytes of hot catalog records kept in memory; 0 turns the read cache off.
+    pub read_cache_bytes_max: u64,
 }
 
 /// Where configuration comes from besides the embedded defaults.
@@ -294,6 +298,7 @@ struct RawStorage {
     commit_batch_count_max: i64,
     commit_batch_bytes_max: ByteSize,
     pending_commands_max: i64,
+    read_cache_bytes_max: ByteSize,
 }
 
 /// Collects the problems of one validation pass, attributing each to the layer that set it.
@@ -485,6 +490,12 @@ impl RawConfig {
                 1,
                 PENDING_COMMANDS_LIMIT,
             )),
+            read_cache_bytes_max: check.bytes_in(
+                "storage.read_cache_bytes_max",
+                self.storage.read_cache_bytes_max,
+                0,
+                READ_CACHE_BYTES_LIMIT,
+            ),
         };
 
         if !check.problems.is_empty() {
@@ -544,6 +555,7 @@ impl From<&Config> for RawConfig {
                 commit_batch_count_max: i64::from(config.storage.commit_batch_count_max),
                 commit_batch_bytes_max: ByteSize(config.storage.commit_batch_bytes_max),
                 pending_commands_max: i64::from(config.storage.pending_commands_max),
+                read_cache_bytes_max: ByteSize(config.storage.read_cache_bytes_max),
             },
         }
     }

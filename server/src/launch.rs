@@ -12,6 +12,7 @@ use axum_server::Handle;
 use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper_util::rt::TokioTimer;
+use mercato_engine::cache::ReadCacheConfig;
 use mercato_engine::{Engine, EngineConfig, EngineError};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -145,7 +146,15 @@ where
         commit_batch_bytes_max: config.storage.commit_batch_bytes_max,
         pending_commands_max: config.storage.pending_commands_max,
     };
-    let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::open(engine_config)).await??);
+    let read_cache = ReadCacheConfig {
+        bytes_max: config.storage.read_cache_bytes_max,
+    };
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            Engine::open_with_read_cache(engine_config, read_cache)
+        })
+        .await??,
+    );
     tracing::info!(data_dir = %config.data_dir.display(), "storage opened");
 
     let state = AppState::new(engine.clone(), metrics.clone());
@@ -231,8 +240,13 @@ where
     })
 }
 
-fn into_make_service(app: Router) -> axum::routing::IntoMakeService<Router> {
-    app.into_make_service()
+/// The router as a service per connection that records the peer address
+/// (`ConnectInfo<SocketAddr>`), which the rate limiter and the login guard key anonymous
+/// clients by.
+fn into_make_service(
+    app: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    app.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened to from the moment [`ShutdownSignals::install`] is

@@ -824,3 +824,31 @@ async fn login_guard_refuses_an_account_after_ten_failures() {
         "rate_limited",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_guard_refuses_an_address_after_thirty_failures() {
+    let w = world().await;
+    let slug = w.a.slug.clone();
+    // Thirty failures on thirty different accounts: no account reaches its own limit.
+    for attempt in 1..=30 {
+        let got = login(
+            &w,
+            &slug,
+            &format!("nobody{attempt}@acme.example"),
+            "wrong password!!",
+        )
+        .await;
+        assert_eq!(
+            got.0,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {}",
+            got.1
+        );
+    }
+    // The address is now refused, even for a right password of an account with no failures.
+    assert_problem(
+        &login(&w, &slug, &w.a.reviewer.email, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+}
