@@ -1,131 +1,74 @@
 //! Mercato's search side: everything derived from the shards' change logs.
 //!
-//! The search indexer (Tantivy, one index per shard) arrives with the search issue; what lives
-//! here now is the piece every derived view shares: a [`ChangeFollower`] that reads one shard's
-//! change log page by page from a durable position and tells the storage engine how far it got,
-//! so that the log is trimmed only behind it.
+//! - [`ShardIndex`]: one Tantivy index per storage shard holding the products and vendors of
+//!   every tenant of the shard. The engine's indexer feeds it [`IndexOp`]s read from the shard's
+//!   change log, commits at its refresh interval with the change-log position (LSN) in the
+//!   commit payload, and catches up from [`ShardIndex::committed_lsn`] after a restart.
+//! - [`ChangeFollower`]: a named, durable reader of one shard's change log, which tells the
+//!   storage engine how far it got so that the log is trimmed only behind it.
+//!
+//! Queries: full text over name, description, SKU, manufacturer, category path and attributes,
+//! with typo tolerance and prefix matching of the last word; filters, facets, sorts, synonyms,
+//! stop words and highlighted snippets (see [`ProductQuery`]); typeahead
+//! ([`ShardIndex::suggest`]); vendor search ([`ShardIndex::search_vendors`]).
+//!
+//! ```
+//! use mercato_index::{IndexConfig, IndexOp, ProductDoc, ProductQuery, ShardIndex};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let index = ShardIndex::open(dir.path(), IndexConfig::default())?;
+//! index.apply(vec![IndexOp::UpsertProduct(ProductDoc {
+//!     tenant: 7,
+//!     id: 1,
+//!     sku: "HAM-16".into(),
+//!     name: "Claw hammer 16 oz".into(),
+//!     price_minor: 1_299,
+//!     ..ProductDoc::default()
+//! })])?;
+//! index.commit(42)?;
+//! let found = index.search_products(&ProductQuery {
+//!     tenant: 7,
+//!     text: "hamer".into(), // one typo
+//!     ..ProductQuery::default()
+//! })?;
+//! assert_eq!(found.hits[0].id, 1);
+//! assert_eq!(index.committed_lsn(), 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Architecture invariant: nothing here writes tenant data. Derived state is rebuilt from the
-//! change log and the shards, never the other way round.
+//! change log and the shards, never the other way round. Architecture invariant: every query
+//! filters on its tenant; no result, facet count or suggestion comes from another tenant.
 
-use mercato_storage::{ChangeEntry, Command, Lsn, ShardId, Storage, StorageError};
+mod collector;
+mod docs;
+mod error;
+mod follower;
+mod highlight;
+mod plan;
+mod query;
+mod schema;
+mod shard;
+mod suggest;
 
-/// Reads one shard's change log on behalf of a named, registered reader.
-#[derive(Debug)]
-pub struct ChangeFollower {
-    name: String,
-    shard: ShardId,
-    position: Lsn,
-}
-
-impl ChangeFollower {
-    /// Registers `name` on `shard` starting after `position` (0 for the whole retained log, or
-    /// the LSN of a snapshot the caller has already processed). If the reader exists already,
-    /// its saved position wins: a restart continues where the previous run acknowledged.
-    pub fn register<C: Command>(
-        storage: &Storage<C>,
-        name: &str,
-        shard: ShardId,
-        position: Lsn,
-    ) -> Result<Self, StorageError> {
-        let position = match storage.readers(shard)?.get(name) {
-            Some(&saved) => saved,
-            None => {
-                storage.set_reader(shard, name, position)?;
-                position
-            }
-        };
-        Ok(ChangeFollower {
-            name: name.to_string(),
-            shard,
-            position,
-        })
-    }
-
-    /// The last LSN this follower has acknowledged.
-    pub fn position(&self) -> Lsn {
-        self.position
-    }
-
-    /// The next page of entries after the acknowledged position (at most `limit`). Reading does
-    /// not move the position: call [`ChangeFollower::acknowledge`] once the entries are processed.
-    pub fn next_page<C: Command>(
-        &self,
-        storage: &Storage<C>,
-        limit: usize,
-    ) -> Result<Vec<ChangeEntry>, StorageError> {
-        Ok(storage.changes(self.shard, self.position, limit)?.entries)
-    }
-
-    /// Records durably that everything up to `lsn` is processed.
-    pub fn acknowledge<C: Command>(
-        &mut self,
-        storage: &Storage<C>,
-        lsn: Lsn,
-    ) -> Result<(), StorageError> {
-        if lsn > self.position {
-            storage.set_reader(self.shard, &self.name, lsn)?;
-            self.position = lsn;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mercato_storage::{ApplyError, Record, StorageConfig, TableDef, TenantId, TenantWrite};
-    use serde::{Deserialize, Serialize};
-
-    #[derive(Serialize, Deserialize)]
-    struct Note(u64);
-    impl Record for Note {
-        const KIND: u16 = 1;
-        const VERSION: u16 = 1;
-    }
-    const NOTES: TableDef<u64, Note> = TableDef::new(1, "notes");
-
-    #[derive(Serialize, Deserialize)]
-    struct Put(u64);
-    impl Record for Put {
-        const KIND: u16 = 2;
-        const VERSION: u16 = 1;
-    }
-    impl Command for Put {
-        type Output = ();
-        type Rejection = ();
-        fn tenant(&self) -> TenantId {
-            TenantId(1)
-        }
-        fn apply(&self, tx: &mut TenantWrite<'_>) -> Result<(), ApplyError<()>> {
-            Ok(tx.put(&NOTES, &self.0, &Note(self.0))?)
-        }
-    }
-
-    #[test]
-    fn a_follower_resumes_from_its_acknowledged_position_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let shard = {
-            let storage: Storage<Put> = Storage::open(StorageConfig::new(dir.path())).unwrap();
-            let shard = storage.shard_of(TenantId(1));
-            let mut follower = ChangeFollower::register(&storage, "test", shard, 0).unwrap();
-            for i in 0..10 {
-                storage.execute_blocking(Put(i)).unwrap();
-            }
-            let page = follower.next_page(&storage, 4).unwrap();
-            assert_eq!(
-                page.iter().map(|e| e.lsn).collect::<Vec<_>>(),
-                vec![1, 2, 3, 4]
-            );
-            follower.acknowledge(&storage, 4).unwrap();
-            // Unacknowledged reads do not move the position.
-            assert_eq!(follower.next_page(&storage, 1).unwrap()[0].lsn, 5);
-            storage.close().unwrap();
-            shard
-        };
-        let storage: Storage<Put> = Storage::open(StorageConfig::new(dir.path())).unwrap();
-        let follower = ChangeFollower::register(&storage, "test", shard, 0).unwrap();
-        assert_eq!(follower.position(), 4);
-        assert_eq!(follower.next_page(&storage, 100).unwrap().len(), 6);
-    }
-}
+pub use docs::{
+    ATTRIBUTE_BYTES_MAX, ATTRIBUTES_MAX, CATEGORY_IDS_MAX, CATEGORY_PATH_BYTES_MAX,
+    DESCRIPTION_BYTES_MAX, GROUP_PRICES_MAX, IndexOp, NAME_BYTES_MAX, ProductDoc, SKU_BYTES_MAX,
+    VENDOR_TEXT_BYTES_MAX, VENDOR_TEXT_STORED_BYTES_MAX, VendorDoc,
+};
+pub use error::IndexError;
+pub use follower::ChangeFollower;
+pub use highlight::SNIPPET_BYTES_MAX;
+pub use query::{
+    ATTRIBUTE_FILTERS_MAX, FACET_VALUES_MAX, FUZZY_ONE_CHARS_MIN, FUZZY_TWO_CHARS_MIN, FacetCount,
+    MANUFACTURER_FILTERS_MAX, PREFIX_CHARS_MIN, PRICE_BAND_EDGES_MAX, PriceBand, ProductHit,
+    ProductQuery, ProductResults, ProductSort, QUERY_TERMS_MAX, QUERY_TEXT_BYTES_MAX,
+    RESULT_DEPTH_MAX, RESULT_LIMIT_MAX, STOP_WORDS_MAX, SUGGEST_LIMIT_MAX,
+    SUGGEST_PREFIX_BYTES_MAX, SYNONYM_GROUP_TERMS_MAX, SYNONYM_GROUPS_MAX, VendorHit, VendorQuery,
+    VendorResults,
+};
+pub use shard::{
+    APPLY_OPS_MAX, IndexConfig, REFRESH_INTERVAL_MAX, REFRESH_INTERVAL_MIN, ShardIndex,
+    WRITER_HEAP_BYTES_MAX, WRITER_HEAP_BYTES_MIN,
+};
+pub use suggest::SUGGEST_SCAN_TERMS_MAX;

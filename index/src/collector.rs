@@ -1,0 +1,331 @@
+//! One pass over the matching products: the price filter (which depends on the buyer's group,
+//! so it cannot be an index query), the total, facet counts, price bands and the top of the
+//! requested sort, all read from fast fields.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use crate::docs::decode_group_price;
+use crate::query::{FACET_VALUES_MAX, FacetCount, ProductSort};
+
+/// What the collector does; built from a validated [`crate::ProductQuery`].
+#[derive(Clone, Debug)]
+pub(crate) struct ProductCollector {
+    pub sort: ProductSort,
+    /// offset + limit: how many of the best to keep.
+    pub keep: usize,
+    pub scoring: bool,
+    pub facets: bool,
+    /// Sorted, deduplicated band edges (facets only).
+    pub band_edges: Vec<i64>,
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+    pub customer_group: Option<u64>,
+}
+
+impl ProductCollector {
+    fn needs_price(&self) -> bool {
+        self.price_min.is_some()
+            || self.price_max.is_some()
+            || (self.facets && !self.band_edges.is_empty())
+            || matches!(self.sort, ProductSort::PriceAsc | ProductSort::PriceDesc)
+    }
+}
+
+/// A kept document. Ordered so that "greater" is "better": higher key, then lower address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    key: u64,
+    pub segment: SegmentOrdinal,
+    pub doc: DocId,
+    pub id: u64,
+    pub score: Score,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key
+            .cmp(&other.key)
+            .then_with(|| (other.segment, other.doc).cmp(&(self.segment, self.doc)))
+    }
+}
+
+/// Order-preserving maps to u64 (bigger is better).
+fn score_key(score: Score) -> u64 {
+    let bits = score.to_bits();
+    // IEEE total order: flip all bits of negatives, only the sign bit of positives.
+    u64::from(if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | (1 << 31)
+    })
+}
+
+fn i64_key(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ProductFruit {
+    pub total: u64,
+    /// Best first.
+    pub top: Vec<Candidate>,
+    pub categories: HashMap<u64, u64>,
+    pub manufacturers: HashMap<u64, u64>,
+    pub band_counts: Vec<u64>,
+}
+
+pub(crate) struct ProductSegmentCollector {
+    config: ProductCollector,
+    segment: SegmentOrdinal,
+    needs_price: bool,
+    ids: Option<Column<u64>>,
+    prices: Option<Column<i64>>,
+    group_prices: Option<Column<u64>>,
+    sort_values: Option<Column<u64>>,
+    categories: Option<Column<u64>>,
+    manufacturers: Option<Column<u64>>,
+    heap: BinaryHeap<Reverse<Candidate>>,
+    fruit: ProductFruit,
+}
+
+impl ProductSegmentCollector {
+    fn price(&self, doc: DocId) -> i64 {
+        if let (Some(group), Some(column)) = (self.config.customer_group, &self.group_prices) {
+            let mut values = column.values_for_doc(doc);
+            while let (Some(id), Some(bits)) = (values.next(), values.next()) {
+                if id == group {
+                    return decode_group_price(bits);
+                }
+            }
+        }
+        self.prices
+            .as_ref()
+            .and_then(|column| column.first(doc))
+            .unwrap_or(0)
+    }
+
+    fn sort_key(&self, doc: DocId, score: Score, price: i64) -> u64 {
+        match self.config.sort {
+            ProductSort::Relevance => score_key(score),
+            ProductSort::PriceAsc => u64::MAX - i64_key(price),
+            ProductSort::PriceDesc => i64_key(price),
+            ProductSort::Newest | ProductSort::BestSelling => self
+                .sort_values
+                .as_ref()
+                .and_then(|column| column.first(doc))
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl Collector for ProductCollector {
+    type Fruit = ProductFruit;
+    type Child = ProductSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<ProductSegmentCollector> {
+        let fast = reader.fast_fields();
+        let needs_price = self.needs_price();
+        let sort_field = match self.sort {
+            ProductSort::Newest => Some("created_ms"),
+            ProductSort::BestSelling => Some("units_sold"),
+            _ => None,
+        };
+        Ok(ProductSegmentCollector {
+            config: self.clone(),
+            segment,
+            needs_price,
+            ids: fast.column_opt("id")?,
+            prices: if needs_price {
+                fast.column_opt("price")?
+            } else {
+                None
+            },
+            group_prices: if needs_price && self.customer_group.is_some() {
+                fast.column_opt("group_prices")?
+            } else {
+                None
+            },
+            sort_values: match sort_field {
+                Some(name) => fast.column_opt(name)?,
+                None => None,
+            },
+            categories: if self.facets {
+                fast.column_opt("categories")?
+            } else {
+                None
+            },
+            manufacturers: if self.facets {
+                fast.column_opt("manufacturer")?
+            } else {
+                None
+            },
+            heap: BinaryHeap::with_capacity(self.keep.min(1024) + 1),
+            fruit: ProductFruit {
+                band_counts: vec![
+                    0;
+                    if self.facets && !self.band_edges.is_empty() {
+                        self.band_edges.len() + 1
+                    } else {
+                        0
+                    }
+                ],
+                ..ProductFruit::default()
+            },
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scoring
+    }
+
+    fn merge_fruits(&self, fruits: Vec<ProductFruit>) -> tantivy::Result<ProductFruit> {
+        let mut merged = ProductFruit {
+            band_counts: vec![
+                0;
+                if self.facets && !self.band_edges.is_empty() {
+                    self.band_edges.len() + 1
+                } else {
+                    0
+                }
+            ],
+            ..ProductFruit::default()
+        };
+        for fruit in fruits {
+            merged.total += fruit.total;
+            merged.top.extend(fruit.top);
+            for (value, count) in fruit.categories {
+                *merged.categories.entry(value).or_default() += count;
+            }
+            for (value, count) in fruit.manufacturers {
+                *merged.manufacturers.entry(value).or_default() += count;
+            }
+            for (slot, count) in merged.band_counts.iter_mut().zip(fruit.band_counts) {
+                *slot += count;
+            }
+        }
+        merged.top.sort_unstable_by(|a, b| b.cmp(a));
+        merged.top.truncate(self.keep);
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for ProductSegmentCollector {
+    type Fruit = ProductFruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let price = if self.needs_price { self.price(doc) } else { 0 };
+        if self.config.price_min.is_some_and(|min| price < min)
+            || self.config.price_max.is_some_and(|max| price > max)
+        {
+            return;
+        }
+        self.fruit.total += 1;
+        if self.config.facets {
+            if let Some(column) = &self.categories {
+                for category in column.values_for_doc(doc) {
+                    *self.fruit.categories.entry(category).or_default() += 1;
+                }
+            }
+            if let Some(manufacturer) = self.manufacturers.as_ref().and_then(|c| c.first(doc)) {
+                *self.fruit.manufacturers.entry(manufacturer).or_default() += 1;
+            }
+            if !self.fruit.band_counts.is_empty() {
+                let band = self
+                    .config
+                    .band_edges
+                    .partition_point(|&edge| edge <= price);
+                self.fruit.band_counts[band] += 1;
+            }
+        }
+        if self.config.keep == 0 {
+            return;
+        }
+        let key = self.sort_key(doc, score, price);
+        if self.heap.len() >= self.config.keep {
+            // Cheap rejection before reading the id: the worst kept beats this one.
+            if let Some(Reverse(worst)) = self.heap.peek() {
+                let probe = Candidate {
+                    key,
+                    segment: self.segment,
+                    doc,
+                    id: 0,
+                    score,
+                };
+                if probe <= *worst {
+                    return;
+                }
+            }
+            self.heap.pop();
+        }
+        let id = self
+            .ids
+            .as_ref()
+            .and_then(|column| column.first(doc))
+            .unwrap_or(0);
+        self.heap.push(Reverse(Candidate {
+            key,
+            segment: self.segment,
+            doc,
+            id,
+            score,
+        }));
+    }
+
+    fn harvest(mut self) -> ProductFruit {
+        self.fruit.top = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(candidate)| candidate)
+            .collect();
+        self.fruit
+    }
+}
+
+/// Facet counts as a list: most frequent first, then by value; at most [`FACET_VALUES_MAX`].
+pub(crate) fn facet_list(counts: HashMap<u64, u64>) -> Vec<FacetCount> {
+    let mut list: Vec<FacetCount> = counts
+        .into_iter()
+        .map(|(value, count)| FacetCount { value, count })
+        .collect();
+    list.sort_unstable_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+    list.truncate(FACET_VALUES_MAX);
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_keys_preserve_order() {
+        let scores = [-2.5f32, -0.0, 0.0, 0.1, 1.0, 7.5];
+        for pair in scores.windows(2) {
+            assert!(score_key(pair[0]) <= score_key(pair[1]), "{pair:?}");
+        }
+        let prices = [i64::MIN, -1, 0, 1, 42, i64::MAX];
+        for pair in prices.windows(2) {
+            assert!(i64_key(pair[0]) < i64_key(pair[1]), "{pair:?}");
+        }
+    }
+}
