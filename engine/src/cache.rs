@@ -145,7 +145,7 @@ pub struct CacheCounts {
 pub fn may_change_cached_records(action: &Action) -> bool {
     match action {
         Action::Catalog(_) | Action::Tenancy(_) => true,
-        Action::Accounts(_) | Action::Inventory(_) | Action::Orders(_) => false,
+        Action::Accounts(_) | Action::Inventory(_) | Action::Orders(_) | Action::Search(_) => false,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::audit;
 use crate::tables::{SEQUENCES, Sequence};
-use crate::{accounts, catalog, inventory, orders, tenancy};
+use crate::{accounts, catalog, inventory, orders, search, tenancy};
 use mercato_storage::{ApplyError, Record, StorageError, TenantId, TenantReads, TenantWrite};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,7 @@ pub enum Action {
     Catalog(catalog::CatalogAction),
     Inventory(inventory::InventoryAction),
     Orders(orders::OrdersAction),
+    Search(search::SearchAction),
 }
 
 /// What a command returns, by domain.
@@ -68,6 +69,7 @@ pub enum CommandOutput {
     Catalog(catalog::CatalogOutput),
     Inventory(inventory::InventoryOutput),
     Orders(orders::OrdersOutput),
+    Search(search::SearchOutput),
 }
 
 /// Why a command was refused. The server maps each variant to an HTTP status and a stable code.
@@ -165,6 +167,7 @@ impl mercato_storage::Command for Command {
             Action::Catalog(a) => CommandOutput::Catalog(catalog::apply(a, &mut ctx)?),
             Action::Inventory(a) => CommandOutput::Inventory(inventory::apply(a, &mut ctx)?),
             Action::Orders(a) => CommandOutput::Orders(orders::apply(a, &mut ctx)?),
+            Action::Search(a) => CommandOutput::Search(search::apply(a, &mut ctx)?),
         };
         let Ctx {
             tx,

@@ -23,6 +23,7 @@ pub mod inventory;
 pub mod money;
 pub mod orders;
 pub mod platform;
+pub mod search;
 pub mod tables;
 pub mod tenancy;
 
@@ -108,6 +109,8 @@ impl From<ExecuteError<Rejection>> for EngineError {
 pub struct Engine {
     /// Storage, with the read cache's write marks around every write (see [`cache`]).
     storage: Store,
+    /// The search indexers, once [`Engine::start_search`] ran.
+    search: search::SearchHandle,
 }
 
 impl Engine {
@@ -125,6 +128,7 @@ impl Engine {
         let storage = Storage::open(config.storage_config())?;
         Ok(Engine {
             storage: Store::new(storage, read_cache),
+            search: search::SearchHandle::default(),
         })
     }
 
@@ -148,6 +152,7 @@ impl Engine {
 
     /// Lets every shard writer finish what it has and stops them. Blocking; idempotent.
     pub fn shutdown(&self) -> Result<(), EngineError> {
+        self.search.stop();
         Ok(self.storage.close()?)
     }
 

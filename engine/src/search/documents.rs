@@ -1,0 +1,450 @@
+//! From storage rows to index documents: which documents a page of change-log entries makes
+//! stale, and how a document is built from the current rows of a tenant snapshot.
+//!
+//! Documents are always built from a snapshot read *after* the change-log page was read, never
+//! from the entries themselves: replaying an entry that the index has seen already only writes
+//! the same documents again. That is what makes the LSN in the index commit a safe resume
+//! point, and what lets a rebuild start from a snapshot taken at or after its LSN.
+//!
+//! What makes a product document stale:
+//!
+//! | changed row | documents rebuilt |
+//! |---|---|
+//! | `PRODUCTS` | the product (deleted unless `Active`) |
+//! | `MANUFACTURERS` | the vendor document and every product of the manufacturer |
+//! | `CATEGORIES` | every product in the category and its descendants (path and ancestors) |
+//! | `PRICE_LIST` | the product (group prices) |
+//! | `STOCK` | the product (`in_stock`) |
+//!
+//! A `BucketDrop` entry removes every document of the tenants it names (their rows are gone from
+//! this shard); a `BucketImport` entry is handled row by row like a command's.
+
+use crate::catalog;
+use crate::platform::PLATFORM_TENANT;
+use crate::tables::{
+    CATEGORIES, MANUFACTURERS, Manufacturer, PRICE_LIST, PRICE_LIST_BY_PRODUCT, PRODUCTS,
+    PRODUCTS_BY_CATEGORY, PRODUCTS_BY_MANUFACTURER, PRODUCTS_BY_STATUS, Product, ProductStatus,
+    STOCK, TENANT_REGISTRY, VerificationStatus,
+};
+use mercato_index::{IndexOp, ProductDoc, VendorDoc};
+use mercato_storage::keys::decode_exact;
+use mercato_storage::{
+    ChangeEntry, ChangeKind, ShardId, Storage, StorageError, TenantId, TenantRead, TenantReads,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Rows read per scan while collecting ids (products of a manufacturer, of a category, ...).
+pub(crate) const ID_SCAN_ROWS: usize = 1024;
+/// Price-list entries read for one product's group prices (one per customer group).
+pub(crate) const GROUP_PRICES_MAX: usize = 1024;
+/// Stock rows read for one product's `in_stock` (one per warehouse).
+pub(crate) const STOCK_ROWS_MAX: usize = 1024;
+/// Documents staged per `apply` call, so a tenant of a million products never builds one
+/// vector of a million documents.
+pub(crate) const OPS_CHUNK_MAX: usize = 1024;
+
+/// The ids a page made stale, per tenant.
+#[derive(Debug, Default)]
+pub(crate) struct Stale {
+    pub products: BTreeSet<u64>,
+    pub manufacturers: BTreeSet<u64>,
+    pub categories: BTreeSet<u64>,
+}
+
+impl Stale {
+    fn is_empty(&self) -> bool {
+        self.products.is_empty() && self.manufacturers.is_empty() && self.categories.is_empty()
+    }
+}
+
+/// What a page of change-log entries asks of the index: tenants to drop first, then stale
+/// documents to rebuild from a snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct PageWork {
+    pub dropped_tenants: BTreeSet<TenantId>,
+    pub stale: BTreeMap<TenantId, Stale>,
+}
+
+impl PageWork {
+    /// Collects what `entries` (in LSN order) make stale.
+    pub(crate) fn of(entries: &[ChangeEntry]) -> PageWork {
+        let mut work = PageWork::default();
+        for entry in entries {
+            match &entry.kind {
+                ChangeKind::BucketDrop { .. } => {
+                    // Every row of these tenants left the shard: whatever was stale before is
+                    // gone with them; rows imported again later in the page are stale anew.
+                    let tenants: BTreeSet<TenantId> =
+                        entry.changes.iter().map(|row| row.tenant).collect();
+                    for tenant in tenants {
+                        work.stale.remove(&tenant);
+                        work.dropped_tenants.insert(tenant);
+                    }
+                }
+                ChangeKind::Command { .. } | ChangeKind::BucketImport { .. } => {
+                    for row in &entry.changes {
+                        work.note_row(row.tenant, row.table, &row.key);
+                    }
+                }
+            }
+        }
+        work.stale.retain(|_, stale| !stale.is_empty());
+        work
+    }
+
+    fn note_row(&mut self, tenant: TenantId, table: u16, key: &[u8]) {
+        // A key that does not decode is not one of ours (or a bug elsewhere): it makes nothing
+        // stale rather than stopping the indexer.
+        let stale = || Stale::default();
+        if table == PRODUCTS.id {
+            if let Ok(id) = decode_exact::<u64>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .products
+                    .insert(id);
+            }
+        } else if table == MANUFACTURERS.id {
+            if let Ok(id) = decode_exact::<u64>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .manufacturers
+                    .insert(id);
+            }
+        } else if table == CATEGORIES.id {
+            if let Ok(id) = decode_exact::<u64>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .categories
+                    .insert(id);
+            }
+        } else if table == PRICE_LIST.id {
+            if let Ok((_group, product)) = decode_exact::<(u64, u64)>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .products
+                    .insert(product);
+            }
+        } else if table == STOCK.id
+            && let Ok((product, _warehouse)) = decode_exact::<(u64, u64)>(key)
+        {
+            self.stale
+                .entry(tenant)
+                .or_insert_with(stale)
+                .products
+                .insert(product);
+        }
+    }
+}
+
+/// The lowercase name of a verification status, as vendor documents and the API carry it.
+pub fn verification_name(status: VerificationStatus) -> &'static str {
+    match status {
+        VerificationStatus::Unverified => "unverified",
+        VerificationStatus::Pending => "pending",
+        VerificationStatus::Verified => "verified",
+        VerificationStatus::Rejected => "rejected",
+        VerificationStatus::Suspended => "suspended",
+    }
+}
+
+/// A category's ancestors (itself included) and its path text.
+#[derive(Clone, Debug)]
+struct CategoryInfo {
+    ids: Vec<u64>,
+    path: String,
+}
+
+/// Builds documents of one tenant from one snapshot, remembering manufacturers and category
+/// paths across the products it builds.
+pub(crate) struct DocBuilder<'r> {
+    read: &'r TenantRead,
+    tenant: u64,
+    manufacturers: HashMap<u64, Option<Manufacturer>>,
+    categories: HashMap<u64, Option<CategoryInfo>>,
+}
+
+impl<'r> DocBuilder<'r> {
+    pub(crate) fn new(read: &'r TenantRead) -> Self {
+        DocBuilder {
+            read,
+            tenant: read.tenant().0,
+            manufacturers: HashMap::new(),
+            categories: HashMap::new(),
+        }
+    }
+
+    fn manufacturer(&mut self, id: u64) -> Result<Option<Manufacturer>, StorageError> {
+        if let Some(known) = self.manufacturers.get(&id) {
+            return Ok(known.clone());
+        }
+        let found = self.read.get(&MANUFACTURERS, &id)?;
+        self.manufacturers.insert(id, found.clone());
+        Ok(found)
+    }
+
+    fn category(&mut self, id: u64) -> Result<Option<CategoryInfo>, StorageError> {
+        if let Some(known) = self.categories.get(&id) {
+            return Ok(known.clone());
+        }
+        let info = catalog::category_path(self.read, id)?.map(|path| CategoryInfo {
+            ids: path.iter().map(|item| item.id).collect(),
+            path: path
+                .iter()
+                .map(|item| item.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" > "),
+        });
+        self.categories.insert(id, info.clone());
+        Ok(info)
+    }
+
+    /// The operation that brings product `id` up to date: an upsert while it is `Active`, a
+    /// delete otherwise (drafts and archived products are not searchable).
+    pub(crate) fn product_op(&mut self, id: u64) -> Result<IndexOp, StorageError> {
+        match self.read.get(&PRODUCTS, &id)? {
+            Some(product) if product.status == ProductStatus::Active => {
+                Ok(IndexOp::UpsertProduct(self.product_doc(&product)?))
+            }
+            _ => Ok(IndexOp::DeleteProduct {
+                tenant: self.tenant,
+                id,
+            }),
+        }
+    }
+
+    /// The document of a product (whatever its status).
+    pub(crate) fn product_doc(&mut self, product: &Product) -> Result<ProductDoc, StorageError> {
+        let manufacturer_name = self
+            .manufacturer(product.manufacturer_id)?
+            .map(|m| m.name)
+            .unwrap_or_default();
+        let category = match product.category_id {
+            Some(c) => self.category(c)?,
+            None => None,
+        };
+        let (category_ids, category_path) = match category {
+            Some(info) => (info.ids, info.path),
+            None => (Vec::new(), String::new()),
+        };
+        let mut group_prices = Vec::new();
+        for ((_, group), _) in
+            self.read
+                .scan(&PRICE_LIST_BY_PRODUCT, &product.id, None, GROUP_PRICES_MAX)?
+        {
+            if let Some(entry) = self.read.get(&PRICE_LIST, &(group, product.id))? {
+                group_prices.push((group, entry.unit_price.minor));
+            }
+        }
+        let in_stock = self
+            .read
+            .scan(&STOCK, &product.id, None, STOCK_ROWS_MAX)?
+            .iter()
+            .any(|(_, level)| level.available() > 0);
+        Ok(ProductDoc {
+            tenant: self.tenant,
+            id: product.id,
+            sku: product.sku.clone(),
+            name: product.name.clone(),
+            description: product.description.clone(),
+            manufacturer_id: product.manufacturer_id,
+            manufacturer_name,
+            category_ids,
+            category_path,
+            attributes: product
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            price_minor: product.base_price.minor,
+            group_prices,
+            in_stock,
+            created_ms: product.created_at_ms,
+            // No per-product sales counter exists in storage yet; best-selling sorts fall back
+            // to relevance order among equals.
+            units_sold: 0,
+        })
+    }
+
+    /// The operation that brings manufacturer `id`'s vendor document up to date.
+    pub(crate) fn vendor_op(&mut self, id: u64) -> Result<IndexOp, StorageError> {
+        self.manufacturers.remove(&id);
+        Ok(match self.manufacturer(id)? {
+            Some(m) => IndexOp::UpsertVendor(vendor_doc(self.tenant, &m)),
+            None => IndexOp::DeleteVendor {
+                tenant: self.tenant,
+                id,
+            },
+        })
+    }
+
+    /// Every product id of a manufacturer.
+    pub(crate) fn products_of_manufacturer(&self, id: u64) -> Result<Vec<u64>, StorageError> {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let rows =
+                self.read
+                    .scan(&PRODUCTS_BY_MANUFACTURER, &id, after.as_ref(), ID_SCAN_ROWS)?;
+            let full = rows.len() == ID_SCAN_ROWS;
+            after = rows.last().map(|(key, _)| *key);
+            ids.extend(rows.into_iter().map(|((_, product), _)| product));
+            if !full {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// Every product id in a category or one of its descendants.
+    pub(crate) fn products_under_category(&self, id: u64) -> Result<Vec<u64>, StorageError> {
+        let mut categories = vec![id];
+        categories.extend(catalog::category_descendants(self.read, id)?);
+        let mut ids = Vec::new();
+        for category in categories {
+            let mut after = None;
+            loop {
+                let rows = self.read.scan(
+                    &PRODUCTS_BY_CATEGORY,
+                    &category,
+                    after.as_ref(),
+                    ID_SCAN_ROWS,
+                )?;
+                let full = rows.len() == ID_SCAN_ROWS;
+                after = rows.last().map(|(key, _)| *key);
+                ids.extend(rows.into_iter().map(|((_, product), _)| product));
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Ids of the tenant's `Active` products after `after`, at most `limit`.
+    pub(crate) fn active_products(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        let code = ProductStatus::Active.code();
+        let after_key = after.map(|a| (code, a));
+        Ok(self
+            .read
+            .scan(&PRODUCTS_BY_STATUS, &code, after_key.as_ref(), limit)?
+            .into_iter()
+            .map(|((_, id), _)| id)
+            .collect())
+    }
+
+    /// Every manufacturer of the tenant after `after`, at most `limit`.
+    pub(crate) fn manufacturers_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Manufacturer>, StorageError> {
+        Ok(self
+            .read
+            .scan(&MANUFACTURERS, &(), after.as_ref(), limit)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
+    }
+}
+
+/// A manufacturer's vendor document. Verification documents' extracted text joins `text` when
+/// the verification domain stores documents.
+pub(crate) fn vendor_doc(tenant: u64, m: &Manufacturer) -> VendorDoc {
+    VendorDoc {
+        tenant,
+        id: m.id,
+        name: m.name.clone(),
+        country: m.country.as_str().to_owned(),
+        verification: verification_name(m.verification).to_owned(),
+        text: String::new(),
+    }
+}
+
+/// Turns the stale ids of one tenant into index operations, read from `read` (a snapshot taken
+/// after the entries that made them stale). Calls `emit` with chunks of at most
+/// [`OPS_CHUNK_MAX`] operations.
+pub(crate) fn resolve_stale(
+    read: &TenantRead,
+    stale: &Stale,
+    emit: &mut dyn FnMut(Vec<IndexOp>) -> Result<(), super::SearchError>,
+) -> Result<(), super::SearchError> {
+    let mut builder = DocBuilder::new(read);
+    let mut products = stale.products.clone();
+    let mut ops = Vec::new();
+    for &m in &stale.manufacturers {
+        ops.push(builder.vendor_op(m)?);
+        products.extend(builder.products_of_manufacturer(m)?);
+    }
+    for &c in &stale.categories {
+        products.extend(builder.products_under_category(c)?);
+    }
+    for id in products {
+        ops.push(builder.product_op(id)?);
+        if ops.len() >= OPS_CHUNK_MAX {
+            emit(std::mem::take(&mut ops))?;
+        }
+    }
+    if !ops.is_empty() {
+        emit(ops)?;
+    }
+    Ok(())
+}
+
+/// The tenants whose data is on `shard`: those of the platform's tenant registry that map to
+/// it, and those named by the shard's retained change log (tenants created outside the
+/// registry, by tools and tests). The platform tenant holds no catalog and is left out.
+pub(crate) fn tenants_of_shard<C: mercato_storage::Command>(
+    storage: &Storage<C>,
+    shard: ShardId,
+) -> Result<BTreeSet<TenantId>, StorageError> {
+    let mut tenants = BTreeSet::new();
+    let platform = storage.read(PLATFORM_TENANT)?;
+    let mut after = None;
+    loop {
+        let rows = platform.scan(&TENANT_REGISTRY, &(), after.as_ref(), ID_SCAN_ROWS)?;
+        let full = rows.len() == ID_SCAN_ROWS;
+        after = rows.last().map(|(id, _)| *id);
+        tenants.extend(rows.into_iter().map(|(id, _)| TenantId(id)));
+        if !full {
+            break;
+        }
+    }
+    let mut position = match storage.changes(shard, 0, 1) {
+        Ok(_) => 0,
+        Err(StorageError::ChangeLogTrimmed {
+            first_available, ..
+        }) => first_available.saturating_sub(1),
+        Err(other) => return Err(other),
+    };
+    loop {
+        let page = storage.changes(
+            shard,
+            position,
+            mercato_storage::changelog::CHANGES_PAGE_MAX,
+        )?;
+        let Some(last) = page.entries.last().map(|e| e.lsn) else {
+            break;
+        };
+        for entry in &page.entries {
+            match &entry.kind {
+                ChangeKind::Command { tenant, .. } => {
+                    tenants.insert(*tenant);
+                }
+                ChangeKind::BucketImport { .. } | ChangeKind::BucketDrop { .. } => {
+                    tenants.extend(entry.changes.iter().map(|row| row.tenant));
+                }
+            }
+        }
+        position = last;
+    }
+    tenants.remove(&PLATFORM_TENANT);
+    tenants.retain(|t| storage.shard_of(*t) == shard);
+    Ok(tenants)
+}
