@@ -90,6 +90,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::catalog::router())
         .merge(routes::orders::router())
         .merge(routes::inventory::router())
+        .merge(routes::search::router())
 }
 
 /// The OpenAPI document of [`api_routes`], as `/openapi.json` serves it.

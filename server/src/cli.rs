@@ -1,5 +1,6 @@
 //! The command line: `mercato serve`, `mercato config`, `mercato init`, `mercato demo`,
-//! `mercato loadgen` and the offline `mercato storage ...` administration commands.
+//! `mercato loadgen`, and the offline `mercato storage ...` and `mercato reindex`
+//! administration commands.
 //!
 //! This is the top of the program: errors become `anyhow::Error` here and only here; the
 //! binary prints them and exits non-zero.
@@ -53,6 +54,21 @@ pub enum Command {
     /// Drive a running server with concurrent HTTP requests (catalog reads and/or order
     /// placement as the demo buyer) and report throughput and latency percentiles.
     Loadgen(LoadgenArgs),
+    /// Rebuild the search indexes from storage, with a progress bar. Each shard's new index is
+    /// built next to the old one and replaces it atomically once complete. Offline: refused
+    /// while a server has the data directory open (a running server rebuilds online with
+    /// `POST /v1/admin/reindex`, answering from the old index meanwhile).
+    Reindex(ReindexArgs),
+}
+
+/// `mercato reindex`.
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    pub source: DataDirArgs,
+    /// Only this shard (default: every shard).
+    #[arg(long, value_name = "N")]
+    pub shard: Option<u64>,
 }
 
 /// `mercato init`.
@@ -244,6 +260,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init(args),
         Command::Demo(args) => run_demo(args),
         Command::Loadgen(args) => run_loadgen(args),
+        Command::Reindex(args) => reindex(args),
     }
 }
 
@@ -453,6 +470,91 @@ impl StorageCommand {
             | StorageCommand::Rebalance { source, .. } => source,
         }
     }
+}
+
+/// `mercato reindex`: rebuilds the chosen shards' search indexes one after the other.
+fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
+    use mercato_engine::search::{RebuildReport, SearchConfig};
+    use mercato_engine::{Engine, ShardId};
+
+    let config = args.source.load()?;
+    telemetry::init_logs(&LogConfig {
+        filter: STORAGE_COMMAND_LOG_FILTER.to_owned(),
+        format: config.log.format,
+    })?;
+    let search_config = SearchConfig {
+        refresh_interval: config.search.refresh_interval,
+        writer_heap_bytes: usize::try_from(config.search.writer_heap_bytes).unwrap_or(usize::MAX),
+    };
+    let run = |engine: &Engine| -> anyhow::Result<Vec<RebuildReport>> {
+        let shards = engine.storage().shard_ids();
+        let chosen = match args.shard {
+            None => shards,
+            Some(value) => {
+                let shard = u16::try_from(value)
+                    .ok()
+                    .map(ShardId)
+                    .filter(|shard| shards.contains(shard))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "invalid --shard {value}: no such shard; the data directory has shards {}",
+                            shards
+                                .iter()
+                                .map(|s| s.0.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        )
+                    })?;
+                vec![shard]
+            }
+        };
+        let mut reports = Vec::with_capacity(chosen.len());
+        for shard in chosen {
+            let bar = reindex_progress_bar(shard);
+            let report = engine.rebuild_search_index(shard, &search_config, &mut |progress| {
+                bar.set_length(progress.tenants_total);
+                bar.set_position(progress.tenants_done);
+                bar.set_message(format!(
+                    "{} products, {} vendors",
+                    progress.products_indexed, progress.vendors_indexed
+                ));
+            });
+            bar.finish_and_clear();
+            reports.push(report?);
+        }
+        Ok(reports)
+    };
+    let reports = storage_admin::with_engine(&config, |engine| Ok(run(engine)))??;
+    let mut stdout = std::io::stdout().lock();
+    for report in &reports {
+        writeln!(
+            stdout,
+            "shard {}: {} tenants, {} products, {} vendors indexed in {:.1} s (generation {}, lsn {})",
+            report.shard.0,
+            report.tenants,
+            report.products,
+            report.vendors,
+            report.elapsed.as_secs_f64(),
+            report.generation,
+            report.lsn
+        )?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The progress bar of one shard's rebuild: tenants done of the shard's tenants.
+fn reindex_progress_bar(shard: mercato_engine::ShardId) -> indicatif::ProgressBar {
+    const TEMPLATE: &str =
+        "{prefix} {elapsed_precise} [{wide_bar}] {pos}/{len} tenants, eta {eta}  {msg}";
+    let bar = indicatif::ProgressBar::new(0);
+    // The template is a constant; a parse error could only come from editing it, and then the
+    // default style is still a working bar.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(TEMPLATE) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("shard {}", shard.0));
+    bar
 }
 
 fn print_config(config: &Config) -> anyhow::Result<()> {

@@ -34,7 +34,7 @@ pub const ENV_PREFIX: &str = "MERCATO_";
 
 /// The configuration's sections. Environment variable names are mapped to keys by these known
 /// prefixes rather than by splitting on `_`, since keys themselves contain underscores.
-const SECTIONS: [&str; 4] = ["log", "tls", "http", "storage"];
+const SECTIONS: [&str; 5] = ["log", "tls", "http", "storage", "search"];
 
 /// Keys whose values are strings (addresses, paths, filters), never numbers or booleans.
 const STRING_KEYS: [&str; 5] = ["listen", "data_dir", "log.level", "tls.cert", "tls.key"];
@@ -65,6 +65,13 @@ pub const COMMIT_BATCH_BYTES_LIMIT: u64 = 256 << 20;
 pub const PENDING_COMMANDS_LIMIT: i64 = 1 << 20;
 /// Upper bound of `storage.read_cache_bytes_max` (64 GiB).
 pub const READ_CACHE_BYTES_LIMIT: u64 = 64 << 30;
+/// Bounds of `search.refresh_interval_ms`; the engine enforces the same bounds.
+pub const SEARCH_REFRESH_INTERVAL_MS_MIN: i64 = 10;
+pub const SEARCH_REFRESH_INTERVAL_MS_MAX: i64 = 10_000;
+/// Bounds of `search.writer_heap_bytes`; the engine enforces the same bounds (Tantivy needs at
+/// least 15 MiB per index writer).
+pub const SEARCH_WRITER_HEAP_BYTES_MIN: u64 = 15 << 20;
+pub const SEARCH_WRITER_HEAP_BYTES_LIMIT: u64 = 1 << 30;
 
 /// The validated configuration the server runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +83,7 @@ pub struct Config {
     pub tls: TlsMode,
     pub http: HttpConfig,
     pub storage: StorageConfig,
+    pub search: SearchConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +125,14 @@ pub struct StorageConfig {
     pub pending_commands_max: u32,
     /// Bytes of hot catalog records kept in memory; 0 turns the read cache off.
     pub read_cache_bytes_max: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchConfig {
+    /// Longest time between a change reaching a shard's indexer and its visibility in search.
+    pub refresh_interval: Duration,
+    /// Memory of each shard index's writer.
+    pub writer_heap_bytes: u64,
 }
 
 /// Where configuration comes from besides the embedded defaults.
@@ -261,6 +277,7 @@ struct RawConfig {
     tls: RawTls,
     http: RawHttp,
     storage: RawStorage,
+    search: RawSearch,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -299,6 +316,13 @@ struct RawStorage {
     commit_batch_bytes_max: ByteSize,
     pending_commands_max: i64,
     read_cache_bytes_max: ByteSize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSearch {
+    refresh_interval_ms: i64,
+    writer_heap_bytes: ByteSize,
 }
 
 /// Collects the problems of one validation pass, attributing each to the layer that set it.
@@ -498,6 +522,21 @@ impl RawConfig {
             ),
         };
 
+        let search = SearchConfig {
+            refresh_interval: millis(check.int_in(
+                "search.refresh_interval_ms",
+                self.search.refresh_interval_ms,
+                SEARCH_REFRESH_INTERVAL_MS_MIN,
+                SEARCH_REFRESH_INTERVAL_MS_MAX,
+            )),
+            writer_heap_bytes: check.bytes_in(
+                "search.writer_heap_bytes",
+                self.search.writer_heap_bytes,
+                SEARCH_WRITER_HEAP_BYTES_MIN,
+                SEARCH_WRITER_HEAP_BYTES_LIMIT,
+            ),
+        };
+
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 problems: check.problems,
@@ -514,6 +553,7 @@ impl RawConfig {
             tls,
             http,
             storage,
+            search,
         })
     }
 }
@@ -556,6 +596,10 @@ impl From<&Config> for RawConfig {
                 commit_batch_bytes_max: ByteSize(config.storage.commit_batch_bytes_max),
                 pending_commands_max: i64::from(config.storage.pending_commands_max),
                 read_cache_bytes_max: ByteSize(config.storage.read_cache_bytes_max),
+            },
+            search: RawSearch {
+                refresh_interval_ms: duration_ms(config.search.refresh_interval),
+                writer_heap_bytes: ByteSize(config.search.writer_heap_bytes),
             },
         }
     }

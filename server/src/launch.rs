@@ -13,6 +13,7 @@ use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use hyper_util::rt::TokioTimer;
 use mercato_engine::cache::ReadCacheConfig;
+use mercato_engine::search::{SearchConfig, SearchError};
 use mercato_engine::{Engine, EngineConfig, EngineError};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub enum LaunchError {
     /// The engine refused to open the data directory (in use, corrupt, unreadable...).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The search indexes could not be opened (the engine was closed again).
+    #[error(transparent)]
+    Search(#[from] SearchError),
     #[error("cannot use the listening socket: {0}")]
     Listener(std::io::Error),
     #[error("a start-up task failed unexpectedly")]
@@ -149,9 +153,20 @@ where
     let read_cache = ReadCacheConfig {
         bytes_max: config.storage.read_cache_bytes_max,
     };
+    let search_config = SearchConfig {
+        refresh_interval: config.search.refresh_interval,
+        writer_heap_bytes: usize::try_from(config.search.writer_heap_bytes).unwrap_or(usize::MAX),
+    };
     let engine = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            Engine::open_with_read_cache(engine_config, read_cache)
+        tokio::task::spawn_blocking(move || -> Result<Engine, LaunchError> {
+            let engine = Engine::open_with_read_cache(engine_config, read_cache)?;
+            if let Err(error) = engine.start_search(search_config) {
+                if let Err(closing) = engine.shutdown() {
+                    tracing::error!(error = %ErrorChain(&closing), "storage did not close cleanly");
+                }
+                return Err(error.into());
+            }
+            Ok(engine)
         })
         .await??,
     );

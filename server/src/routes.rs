@@ -8,3 +8,4 @@ pub mod inventory;
 pub mod ops;
 pub mod orders;
 pub mod parties;
+pub mod search;
