@@ -173,6 +173,7 @@ mod tests {
 
     #[test]
     fn html_escapes_and_marks_ranges() {
-        assert_eq!(html("a<b & c", &[(0..1)]), "<b>a</b>&lt;b &amp; c");
+        let ranges = vec![0..1, 2..3];
+        assert_eq!(html("a<b & c", &ranges), "<b>a</b>&lt;<b>b</b> &amp; c");
     }
 }

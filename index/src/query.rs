@@ -196,6 +196,9 @@ pub(crate) struct ParsedText {
     pub normalized: String,
     /// The text trimmed and lowercased (for an exact SKU match as typed).
     pub lowercase: String,
+    /// The text is not blank but has no word to search for ("!!!", a 200-letter word): it
+    /// matches nothing (a blank text matches everything).
+    pub unsearchable: bool,
 }
 
 impl ParsedText {
@@ -282,7 +285,7 @@ pub(crate) fn parse_text(
     // Balanced double quotes delimit phrases; with an odd count they are ordinary characters
     // (the analyzer drops them like any punctuation).
     let quotes = text.matches('"').count();
-    let pieces: Vec<(bool, &str)> = if quotes >= 2 && quotes % 2 == 0 {
+    let pieces: Vec<(bool, &str)> = if quotes >= 2 && quotes.is_multiple_of(2) {
         text.split('"')
             .enumerate()
             .map(|(index, piece)| (index % 2 == 1, piece))
@@ -391,6 +394,7 @@ pub(crate) fn parse_text(
         .map(|(unit, _)| unit)
         .collect();
     Ok(ParsedText {
+        unsearchable: all_words.is_empty() && !text.trim().is_empty(),
         units,
         normalized: all_words.join(" "),
         lowercase: text.trim().to_lowercase(),

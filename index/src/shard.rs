@@ -294,6 +294,9 @@ impl ShardIndex {
         }
         let mut analyzer = self.analyzer.clone();
         let text = query::parse_text(&mut analyzer, &q.text, &q.synonyms, &q.stop_words)?;
+        if text.unsearchable {
+            return Ok(ProductResults::default());
+        }
         let tantivy_query = plan::product_query(&self.fields, q, &text);
         let mut band_edges = q.price_bands.clone();
         band_edges.sort_unstable();
@@ -377,6 +380,9 @@ impl ShardIndex {
         query::check_page(q.offset, q.limit)?;
         let mut analyzer = self.analyzer.clone();
         let text = query::parse_text(&mut analyzer, &q.text, &[], &[])?;
+        if text.unsearchable {
+            return Ok(VendorResults::default());
+        }
         let tantivy_query = plan::vendor_query(&self.fields, q.tenant, &text);
         let collector = ProductCollector {
             sort: query::ProductSort::Relevance,
