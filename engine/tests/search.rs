@@ -440,6 +440,8 @@ async fn sorts_and_attribute_filters() {
             .await
             .unwrap();
         ids.push(p.id);
+        // Distinct creation times, so that newest-first has one answer.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     wait(&engine);
     let sorted = |sort| {

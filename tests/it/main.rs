@@ -7,6 +7,7 @@ mod api_catalog;
 mod api_inventory;
 mod api_orders;
 mod api_parties;
+mod api_search;
 mod api_support;
 mod config;
 mod demo;
