@@ -450,6 +450,9 @@ pub struct ShardSearchStatus {
     pub last_error: Option<String>,
 }
 
+/// An open index generation and its number.
+type LiveGeneration = (Arc<ShardIndex>, u64);
+
 /// A rebuilt generation waiting for the indexer to take it over.
 struct Handover {
     index: ShardIndex,
@@ -460,7 +463,7 @@ struct Handover {
 pub(crate) struct ShardSlot {
     pub(crate) shard: ShardId,
     root: IndexRoot,
-    live: RwLock<(Arc<ShardIndex>, u64)>,
+    live: RwLock<LiveGeneration>,
     rebuild_requested: AtomicBool,
     rebuilding: AtomicBool,
     rebuilds_completed: AtomicU64,
@@ -614,7 +617,7 @@ impl Follower {
         let mut staged = false;
         let mut last_commit = Instant::now();
         let mut rebuild_thread: Option<JoinHandle<()>> = None;
-        let mut retired: Vec<(Arc<ShardIndex>, u64)> = Vec::new();
+        let mut retired: Vec<LiveGeneration> = Vec::new();
         loop {
             if self.signal.is_stopped() {
                 break;
@@ -790,7 +793,7 @@ impl Follower {
     fn take_over(
         &self,
         handover: Handover,
-    ) -> Result<(Arc<ShardIndex>, (Arc<ShardIndex>, u64)), SearchError> {
+    ) -> Result<(Arc<ShardIndex>, LiveGeneration), SearchError> {
         let Handover { index, generation } = handover;
         let from = index.committed_lsn();
         catch_up(&self.storage, self.slot.shard, &index, from, &self.signal)?;
