@@ -829,7 +829,7 @@ impl Engine {
             .collect::<Result<_, StorageError>>()?;
         let deadline = Instant::now() + timeout;
         for (slot, target) in targets {
-            while slot.live().committed_lsn() < target {
+            while slot.visible_lsn() < target {
                 if Instant::now() >= deadline {
                     return Ok(false);
                 }

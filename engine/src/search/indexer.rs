@@ -464,6 +464,9 @@ pub(crate) struct ShardSlot {
     pub(crate) shard: ShardId,
     root: IndexRoot,
     live: RwLock<LiveGeneration>,
+    /// The LSN up to which searches see every change: set once a commit's reader reload has
+    /// returned (the index's own committed LSN moves just before its reload).
+    visible_lsn: AtomicU64,
     rebuild_requested: AtomicBool,
     rebuilding: AtomicBool,
     rebuilds_completed: AtomicU64,
@@ -475,6 +478,15 @@ impl ShardSlot {
     /// The live index (queries hold this `Arc` for their duration).
     pub(crate) fn live(&self) -> Arc<ShardIndex> {
         Arc::clone(&self.live.read().0)
+    }
+
+    /// Every change up to this LSN is visible to searches.
+    pub(crate) fn visible_lsn(&self) -> Lsn {
+        self.visible_lsn.load(Ordering::Acquire)
+    }
+
+    fn set_visible(&self, lsn: Lsn) {
+        self.visible_lsn.fetch_max(lsn, Ordering::AcqRel);
     }
 
     pub(crate) fn status(&self) -> ShardSearchStatus {
@@ -534,6 +546,7 @@ impl SearchService {
                 Arc::new(ShardSlot {
                     shard,
                     root,
+                    visible_lsn: AtomicU64::new(index.committed_lsn()),
                     live: RwLock::new((Arc::new(index), generation)),
                     rebuild_requested: AtomicBool::new(false),
                     rebuilding: AtomicBool::new(false),
@@ -712,6 +725,7 @@ impl Follower {
             if staged && (drained || last_commit.elapsed() >= self.config.refresh_interval) {
                 match index.commit(position) {
                     Ok(()) => {
+                        self.slot.set_visible(position);
                         staged = false;
                         last_commit = Instant::now();
                         self.slot.clear_error();
@@ -803,6 +817,11 @@ impl Follower {
             let mut live = self.slot.live.write();
             std::mem::replace(&mut *live, (Arc::clone(&index), generation))
         };
+        // A rebuilt generation may be behind the one it replaces by what arrived since its
+        // catch-up: the next follower commit moves the mark again.
+        self.slot
+            .visible_lsn
+            .store(index.committed_lsn(), Ordering::Release);
         self.slot.rebuilds_completed.fetch_add(1, Ordering::AcqRel);
         self.slot.clear_error();
         tracing::info!(shard = %self.slot.shard, generation, lsn = index.committed_lsn(), "search index generation swapped in");
