@@ -705,3 +705,85 @@ async fn an_online_rebuild_swaps_in_while_queries_keep_answering() {
     );
     engine.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_move_takes_the_tenants_documents_to_the_new_shards_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.shards_initial = 2;
+    let engine = Engine::open(config).unwrap();
+    let c = catalog(&engine, A, "Acme Tools GmbH").await;
+    engine.start_search(search_config()).unwrap();
+    product(&engine, A, &c, "M-1", "Claw hammer").await;
+    wait(&engine);
+    let from = engine.storage().shard_of(A);
+    let to = engine
+        .storage()
+        .shard_ids()
+        .into_iter()
+        .find(|s| *s != from)
+        .unwrap();
+    let documents = |shard: ShardId| {
+        engine
+            .search_status()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.shard == shard)
+            .unwrap()
+            .documents
+    };
+    assert_eq!(documents(from), 2, "one product and one vendor");
+    assert_eq!(documents(to), 0);
+
+    tokio::task::block_in_place(|| engine.storage().move_bucket(A.bucket(), to)).unwrap();
+    assert_eq!(engine.storage().shard_of(A), to);
+    wait(&engine);
+    // The imported rows are indexed by the new shard's indexer, the dropped ones leave the old
+    // shard's index, and queries follow the tenant.
+    assert_eq!(names(&engine, &admin(A), "hammer"), vec!["Claw hammer"]);
+    assert_eq!(documents(to), 2);
+    assert_eq!(documents(from), 0);
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_behind_a_trimmed_change_log_is_rebuilt_from_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(open(dir.path()));
+    let c = catalog(&engine, A, "Acme Tools GmbH").await;
+    product(&engine, A, &c, "T-1", "Claw hammer").await;
+    // No indexer has registered yet: past the retention minimum (10,000 entries) the log is
+    // trimmed, and an index at LSN 0 can no longer catch up from it.
+    let settings = engine.catalog_settings(A).unwrap();
+    for _ in 0..21 {
+        let mut tasks = Vec::new();
+        for _ in 0..500 {
+            let engine = std::sync::Arc::clone(&engine);
+            let settings = settings.clone();
+            tasks.push(tokio::spawn(async move {
+                engine.set_catalog_settings(A, ADMIN, settings).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+    assert!(matches!(
+        engine.storage().changes(ShardId(0), 0, 1),
+        Err(mercato_storage::StorageError::ChangeLogTrimmed { .. })
+    ));
+    engine.start_search(search_config()).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = &engine.search_status().unwrap()[0];
+        if status.rebuilds_completed == 1 {
+            assert_eq!(status.generation, 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rebuild: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait(&engine);
+    assert_eq!(names(&engine, &admin(A), "hammer"), vec!["Claw hammer"]);
+    engine.shutdown().unwrap();
+}
