@@ -14,9 +14,18 @@ pub const AUDIT_SCAN_MAX: usize = 50_000;
 
 /// The hash of an entry: SHA-256 over its postcard encoding with `hash` zeroed.
 pub fn entry_hash(entry: &AuditEntry) -> [u8; 32] {
+    if entry.hash == [0; 32] {
+        return unhashed_entry_hash(entry);
+    }
     let mut unhashed = entry.clone();
     unhashed.hash = [0; 32];
-    let bytes = postcard::to_stdvec(&unhashed).expect("invariant: audit entries always encode");
+    unhashed_entry_hash(&unhashed)
+}
+
+/// [`entry_hash`] of an entry whose `hash` is still zero (no copy needed).
+fn unhashed_entry_hash(entry: &AuditEntry) -> [u8; 32] {
+    debug_assert_eq!(entry.hash, [0; 32]);
+    let bytes = postcard::to_stdvec(entry).expect("invariant: audit entries always encode");
     Sha256::digest(&bytes).into()
 }
 
@@ -43,7 +52,7 @@ pub(crate) fn append(
             prev_hash: head.hash,
             hash: [0; 32],
         };
-        entry.hash = entry_hash(&entry);
+        entry.hash = unhashed_entry_hash(&entry);
         tx.put(&AUDIT_LOG, &entry.seq, &entry)?;
         head = AuditHead {
             seq: entry.seq,

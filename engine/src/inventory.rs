@@ -362,6 +362,9 @@ fn product_levels(
 /// reservation is split over as few warehouses as possible and the choice is deterministic.
 /// Writes nothing and returns the shortfall when the product's total available stock is
 /// smaller than `qty`.
+///
+/// The holder must not hold units of this product yet (placement reserves each product of a
+/// new sub-order once), so its reservation rows are written without reading them first.
 pub(crate) fn reserve(
     ctx: &mut Ctx<'_, '_>,
     holder: u64,
@@ -388,12 +391,15 @@ pub(crate) fn reserve(
         level.reserved += take;
         write_level(ctx.tx, &(product_id, warehouse_id), &level)?;
         let key = (holder, product_id, warehouse_id);
-        let held = ctx.tx.get(&RESERVATIONS, &key)?.map_or(0, |r| r.qty);
+        debug_assert!(
+            ctx.tx.get(&RESERVATIONS, &key)?.is_none(),
+            "invariant: a holder reserves a product once"
+        );
         ctx.tx.put(
             &RESERVATIONS,
             &key,
             &Reservation {
-                qty: held + take,
+                qty: take,
                 reserved_at_ms: ctx.at_ms,
             },
         )?;

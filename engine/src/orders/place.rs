@@ -13,7 +13,8 @@ use crate::money::Money;
 use crate::tables::{
     Address, CATALOG_SETTINGS, IDEMPOTENCY_EXPIRY, IDEMPOTENCY_KEYS, IdRef, IdempotencyRecord,
     IndexMark, MANUFACTURERS, Order, OrderLine, OrderStatus, PRODUCT_BY_SKU, PRODUCTS,
-    ProductStatus, RETAILERS, Retailer, StatusChange, SubOrder, SubOrderStatus, VerificationStatus,
+    ProductStatus, RETAILERS, Retailer, SEQUENCES, Sequence, StatusChange, SubOrder,
+    SubOrderStatus, VerificationStatus,
 };
 use mercato_storage::{ApplyError, StorageError, TenantReads};
 use std::collections::BTreeMap;
@@ -289,9 +290,11 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
             .push(line);
     }
     let order_id = ctx.next_id("order")?;
+    let first_suborder_id = next_ids(ctx, "suborder", by_manufacturer.len() as u64)?;
     let mut groups: Vec<(u64, u64, Vec<CheckedLine>)> = Vec::with_capacity(by_manufacturer.len());
-    for (manufacturer_id, lines) in by_manufacturer {
-        let suborder_id = ctx.next_id("suborder")?;
+    for (suborder_id, (manufacturer_id, lines)) in (first_suborder_id..).zip(by_manufacturer) {
+        // A new sub-order id, and each product once (duplicates were refused above): the
+        // holder has no reservation of any of these products yet.
         for line in &lines {
             if let Err(short) =
                 inventory::reserve(ctx, suborder_id, line.product_id, u64::from(line.qty))?
@@ -447,8 +450,28 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
     })))
 }
 
+/// The first of `count` consecutive ids of a per-tenant sequence, in one read and one write
+/// (the ids [`Ctx::next_id`] would give `count` times in a row).
+fn next_ids(ctx: &mut Ctx<'_, '_>, sequence: &str, count: u64) -> Result<u64, StorageError> {
+    let key = sequence.to_string();
+    let last = ctx.tx.get(&SEQUENCES, &key)?.map_or(0, |s| s.0);
+    ctx.tx.put(&SEQUENCES, &key, &Sequence(last + count))?;
+    Ok(last + 1)
+}
+
 /// Deletes up to [`IDEMPOTENCY_CLEANUP_PER_COMMAND`] keys past their retention, oldest first.
 fn remove_expired_keys(ctx: &mut Ctx<'_, '_>) -> Result<(), StorageError> {
+    // Almost always the oldest key is still live: look at it alone before fetching a batch.
+    let oldest = ctx.tx.scan(&IDEMPOTENCY_EXPIRY, &(), None, 1)?;
+    let expired = |created_at_ms: u64| {
+        created_at_ms.saturating_add(IDEMPOTENCY_KEY_RETENTION_MS) <= ctx.at_ms
+    };
+    if !oldest
+        .first()
+        .is_some_and(|((created_at_ms, _, _), _)| expired(*created_at_ms))
+    {
+        return Ok(());
+    }
     let rows = ctx.tx.scan(
         &IDEMPOTENCY_EXPIRY,
         &(),
