@@ -8,9 +8,9 @@ use super::{
 use crate::command::{Applied, Ctx, Rejection, reject};
 use crate::inventory;
 use crate::tables::{
-    ApprovalDecision, INVOICES, IndexMark, ORDERS, ORDERS_BY_RETAILER, ORDERS_BY_RETAILER_STATUS,
-    ORDERS_BY_STATUS, Order, OrderStatus, RETAILERS, SUBORDERS, SUBORDERS_BY_MANUFACTURER,
-    SUBORDERS_BY_MANUFACTURER_STATUS, StatusChange, SubOrder, SubOrderStatus,
+    ApprovalDecision, INVOICES, IndexMark, ORDERS, ORDERS_BY_RETAILER_STATUS, ORDERS_BY_STATUS,
+    Order, OrderStatus, RETAILERS, SUBORDERS, SUBORDERS_BY_MANUFACTURER_STATUS, StatusChange,
+    SubOrder, SubOrderStatus,
 };
 use mercato_storage::{StorageError, TenantReads};
 
@@ -65,13 +65,7 @@ pub(super) fn save_suborder(
 ) -> Result<(), StorageError> {
     ctx.tx.put(&SUBORDERS, &sub.id, sub)?;
     match previous {
-        None => {
-            ctx.tx.put(
-                &SUBORDERS_BY_MANUFACTURER,
-                &(sub.manufacturer_id, sub.id),
-                &IndexMark,
-            )?;
-        }
+        None => {}
         Some(previous) if previous != sub.status => {
             ctx.tx.delete(
                 &SUBORDERS_BY_MANUFACTURER_STATUS,
@@ -95,13 +89,7 @@ pub(super) fn save_order(
 ) -> Result<(), StorageError> {
     ctx.tx.put(&ORDERS, &order.id, order)?;
     match previous {
-        None => {
-            ctx.tx.put(
-                &ORDERS_BY_RETAILER,
-                &(order.retailer_id, order.id),
-                &IndexMark,
-            )?;
-        }
+        None => {}
         Some(previous) if previous != order.status => {
             ctx.tx.delete(
                 &ORDERS_BY_RETAILER_STATUS,

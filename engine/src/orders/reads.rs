@@ -5,10 +5,9 @@ use super::{PAGE_LIMIT_MAX, billing};
 use crate::catalog::Page;
 use crate::money::Money;
 use crate::tables::{
-    INVOICES, INVOICES_BY_RETAILER, Invoice, ORDERS, ORDERS_BY_RETAILER, ORDERS_BY_RETAILER_STATUS,
-    ORDERS_BY_STATUS, Order, OrderStatus, PAYMENTS, PAYMENTS_BY_INVOICE, Payment, RETAILERS,
-    SUBORDERS, SUBORDERS_BY_MANUFACTURER, SUBORDERS_BY_MANUFACTURER_STATUS, SubOrder,
-    SubOrderStatus,
+    INVOICES, INVOICES_BY_RETAILER, Invoice, ORDERS, ORDERS_BY_RETAILER_STATUS, ORDERS_BY_STATUS,
+    Order, OrderStatus, PAYMENTS, PAYMENTS_BY_INVOICE, Payment, RETAILERS, SUBORDERS,
+    SUBORDERS_BY_MANUFACTURER_STATUS, SubOrder, SubOrderStatus,
 };
 use mercato_storage::{KeyCodec, Record, StorageError, TableDef, TenantReads};
 
@@ -114,6 +113,50 @@ where
     Ok(Page { items, next_after })
 }
 
+/// One page of ids (ascending, after the cursor) from an index split by status: each status
+/// range gives its first `limit` ids, and the smallest `limit` of them all are the page. Placing
+/// an order writes one index row per record (its status row) instead of two; an unfiltered
+/// list reads up to `limit` rows per status instead.
+fn page_across_statuses<V>(
+    read: &impl TenantReads,
+    status_codes: impl IntoIterator<Item = u8>,
+    limit: usize,
+    mut ids_of_status: impl FnMut(u8, usize) -> Result<Vec<u64>, StorageError>,
+    records: &TableDef<u64, V>,
+) -> Result<Page<V>, StorageError>
+where
+    V: Record,
+{
+    let limit = clamp(limit);
+    let mut ids = Vec::new();
+    for code in status_codes {
+        ids.extend(ids_of_status(code, limit)?);
+    }
+    let (ids, next_after) = first_ids(ids, limit);
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Invariant: index rows are written with their record.
+        if let Some(record) = read.get(records, &id)? {
+            items.push(record);
+        }
+    }
+    Ok(Page { items, next_after })
+}
+
+/// The smallest `limit` of `ids` (gathered from several status ranges, each ascending) in
+/// ascending order, and the cursor of the next page: the last id when the page is full.
+fn first_ids(mut ids: Vec<u64>, limit: usize) -> (Vec<u64>, Option<u64>) {
+    // A record has one status, so its id is in one range only.
+    ids.sort_unstable();
+    ids.truncate(limit);
+    let next_after = if ids.len() == limit {
+        ids.last().copied()
+    } else {
+        None
+    };
+    (ids, next_after)
+}
+
 /// The tenant's orders by id, optionally of one status.
 pub fn list_orders(
     read: &impl TenantReads,
@@ -152,13 +195,20 @@ pub fn list_orders_of_retailer(
     q: &OrderListQuery,
 ) -> Result<Page<Order>, StorageError> {
     match q.status {
-        None => page_from_index(
+        None => page_across_statuses(
             read,
-            &ORDERS_BY_RETAILER,
-            &retailer_id,
-            q.after.map(|a| (retailer_id, a)),
+            OrderStatus::ALL.map(OrderStatus::code),
             q.limit,
-            |k| k.1,
+            |code, limit| {
+                let after = q.after.map(|a| (retailer_id, code, a));
+                let rows = read.scan(
+                    &ORDERS_BY_RETAILER_STATUS,
+                    &(retailer_id, code),
+                    after.as_ref(),
+                    limit,
+                )?;
+                Ok(rows.into_iter().map(|(k, _)| k.2).collect())
+            },
             &ORDERS,
         ),
         Some(status) => page_from_index(
@@ -180,13 +230,20 @@ pub fn list_suborders_of_manufacturer(
     q: &SubOrderListQuery,
 ) -> Result<Page<SubOrder>, StorageError> {
     match q.status {
-        None => page_from_index(
+        None => page_across_statuses(
             read,
-            &SUBORDERS_BY_MANUFACTURER,
-            &manufacturer_id,
-            q.after.map(|a| (manufacturer_id, a)),
+            SubOrderStatus::ALL.map(SubOrderStatus::code),
             q.limit,
-            |k| k.1,
+            |code, limit| {
+                let after = q.after.map(|a| (manufacturer_id, code, a));
+                let rows = read.scan(
+                    &SUBORDERS_BY_MANUFACTURER_STATUS,
+                    &(manufacturer_id, code),
+                    after.as_ref(),
+                    limit,
+                )?;
+                Ok(rows.into_iter().map(|(k, _)| k.2).collect())
+            },
             &SUBORDERS,
         ),
         Some(status) => page_from_index(
@@ -263,4 +320,55 @@ pub fn retailer_credit(
         overdue,
         available,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_ids;
+    use crate::tables::{OrderStatus, SubOrderStatus};
+
+    #[test]
+    fn pages_across_status_ranges_are_in_id_order() {
+        // Three status ranges, each ascending, each cut at the limit by its scan.
+        let placed = [2, 5, 9];
+        let shipped = [1, 7, 8];
+        let cancelled = [3];
+        let gathered: Vec<u64> = [&placed[..], &shipped[..], &cancelled[..]].concat();
+        assert_eq!(first_ids(gathered.clone(), 3), (vec![1, 2, 3], Some(3)));
+        assert_eq!(first_ids(gathered, 10), (vec![1, 2, 3, 5, 7, 8, 9], None));
+        // A page filled exactly still gives a cursor (the next page may be empty).
+        assert_eq!(first_ids(vec![4, 6], 2), (vec![4, 6], Some(6)));
+        assert_eq!(first_ids(Vec::new(), 2), (Vec::new(), None));
+    }
+
+    /// The merged lists read every status range: `ALL` must hold each status once, by code.
+    /// (A new variant fails to compile here until it is added to `ALL` and to these matches.)
+    #[test]
+    fn every_status_is_listed_once_in_code_order() {
+        use OrderStatus as O;
+        use SubOrderStatus as S;
+        for status in OrderStatus::ALL {
+            match status {
+                O::AwaitingApproval | O::Placed | O::Completed | O::Cancelled => {}
+            }
+        }
+        for status in SubOrderStatus::ALL {
+            match status {
+                S::AwaitingApproval
+                | S::Placed
+                | S::Confirmed
+                | S::Shipped
+                | S::Delivered
+                | S::Cancelled => {}
+            }
+        }
+        for (i, status) in OrderStatus::ALL.iter().enumerate() {
+            assert_eq!(usize::from(status.code()), i);
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(*status));
+        }
+        for (i, status) in SubOrderStatus::ALL.iter().enumerate() {
+            assert_eq!(usize::from(status.code()), i);
+            assert_eq!(SubOrderStatus::parse(status.as_str()), Some(*status));
+        }
+    }
 }

@@ -26,18 +26,20 @@ use serde::{Deserialize, Serialize};
 pub const ORDERS: TableDef<u64, Order> = TableDef::new(70, "orders");
 /// Sub-orders by id.
 pub const SUBORDERS: TableDef<u64, SubOrder> = TableDef::new(71, "suborders");
-/// Index: `(retailer_id, order_id)` for every order.
-pub const ORDERS_BY_RETAILER: TableDef<(u64, u64), IndexMark> =
-    TableDef::new(72, "orders_by_retailer");
-/// Index: `(retailer_id, status code, order_id)` for every order.
+// Table 72 (`orders_by_retailer`, `(retailer_id, order_id)`) is retired: a retailer's orders
+// of every status are the merge of its status ranges in `ORDERS_BY_RETAILER_STATUS`, which
+// saves placement a scattered index row. Never reuse the id (old data directories may hold
+// such rows; nothing reads them).
+/// Index: `(retailer_id, status code, order_id)` for every order; all of a retailer's orders
+/// are the merge of its status ranges.
 pub const ORDERS_BY_RETAILER_STATUS: TableDef<(u64, u8, u64), IndexMark> =
     TableDef::new(73, "orders_by_retailer_status");
 /// Index: `(status code, order_id)` for every order (the tenant's filtered list).
 pub const ORDERS_BY_STATUS: TableDef<(u8, u64), IndexMark> = TableDef::new(74, "orders_by_status");
-/// Index: `(manufacturer_id, suborder_id)` for every sub-order.
-pub const SUBORDERS_BY_MANUFACTURER: TableDef<(u64, u64), IndexMark> =
-    TableDef::new(75, "suborders_by_manufacturer");
-/// Index: `(manufacturer_id, status code, suborder_id)` for every sub-order.
+// Table 75 (`suborders_by_manufacturer`, `(manufacturer_id, suborder_id)`) is retired for the
+// same reason: five scattered index rows fewer for a five-manufacturer order. Never reuse it.
+/// Index: `(manufacturer_id, status code, suborder_id)` for every sub-order; all of a
+/// manufacturer's sub-orders are the merge of its status ranges.
 pub const SUBORDERS_BY_MANUFACTURER_STATUS: TableDef<(u64, u8, u64), IndexMark> =
     TableDef::new(76, "suborders_by_manufacturer_status");
 /// Idempotency keys: `(buyer_user_id, key)` -> the order the key placed.
@@ -80,6 +82,14 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in code order.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::AwaitingApproval,
+        OrderStatus::Placed,
+        OrderStatus::Completed,
+        OrderStatus::Cancelled,
+    ];
+
     /// The stable code used in index keys.
     pub fn code(self) -> u8 {
         match self {
@@ -129,6 +139,16 @@ pub enum SubOrderStatus {
 }
 
 impl SubOrderStatus {
+    /// Every status, in code order.
+    pub const ALL: [SubOrderStatus; 6] = [
+        SubOrderStatus::AwaitingApproval,
+        SubOrderStatus::Placed,
+        SubOrderStatus::Confirmed,
+        SubOrderStatus::Shipped,
+        SubOrderStatus::Delivered,
+        SubOrderStatus::Cancelled,
+    ];
+
     /// The stable code used in index keys.
     pub fn code(self) -> u8 {
         match self {
