@@ -5,7 +5,7 @@ use tantivy::TantivyDocument;
 use tantivy::Term;
 use tantivy::tokenizer::TextAnalyzer;
 
-use crate::schema::{self, Fields, KIND_PRODUCT, KIND_VENDOR};
+use crate::schema::{self, Fields};
 
 /// Searchable text is cut to these sizes before indexing (the storage side has its own, usually
 /// smaller, bounds; these keep one odd record from bloating a segment).
@@ -86,6 +86,14 @@ pub enum IndexOp {
     },
 }
 
+pub(crate) fn product_scope(tenant: u64) -> String {
+    format!("p{tenant}")
+}
+
+pub(crate) fn vendor_scope(tenant: u64) -> String {
+    format!("v{tenant}")
+}
+
 pub(crate) fn product_key(fields: &Fields, tenant: u64, id: u64) -> Term {
     Term::from_field_text(fields.key, &format!("p/{tenant}/{id}"))
 }
@@ -133,24 +141,21 @@ pub(crate) fn product_document(
     let category_path = schema::truncate(&product.category_path, CATEGORY_PATH_BYTES_MAX);
 
     let mut doc = TantivyDocument::default();
-    doc.add_u64(fields.kind, KIND_PRODUCT);
-    doc.add_u64(fields.tenant, product.tenant);
+    doc.add_text(fields.scope, product_scope(product.tenant));
     doc.add_text(fields.key, format!("p/{}/{}", product.tenant, product.id));
     doc.add_u64(fields.id, product.id);
 
-    doc.add_text(fields.all, name);
-    doc.add_text(fields.all, sku);
-    doc.add_text(fields.all, &product.manufacturer_name);
-    doc.add_text(fields.all, category_path);
+    doc.add_text(fields.name, name);
+    doc.add_text(fields.body, sku);
+    doc.add_text(fields.body, &product.manufacturer_name);
+    doc.add_text(fields.body, category_path);
     for (key, value) in product.attributes.iter().take(ATTRIBUTES_MAX) {
         let key = schema::truncate(key, ATTRIBUTE_BYTES_MAX);
         let value = schema::truncate(value, ATTRIBUTE_BYTES_MAX);
-        doc.add_text(fields.all, format!("{key} {value}"));
+        doc.add_text(fields.body, format!("{key} {value}"));
         doc.add_text(fields.attributes, attribute_pair(key, value));
     }
-    doc.add_text(fields.all, description);
-
-    doc.add_text(fields.name, name);
+    doc.add_text(fields.body, description);
     doc.add_text(fields.description, description);
     if !sku.is_empty() {
         doc.add_text(fields.sku_exact, sku);
@@ -205,21 +210,19 @@ pub(crate) fn vendor_document(fields: &Fields, vendor: &VendorDoc) -> TantivyDoc
     let name = schema::truncate(&vendor.name, NAME_BYTES_MAX);
     let text = schema::truncate(&vendor.text, VENDOR_TEXT_BYTES_MAX);
     let mut doc = TantivyDocument::default();
-    doc.add_u64(fields.kind, KIND_VENDOR);
-    doc.add_u64(fields.tenant, vendor.tenant);
+    doc.add_text(fields.scope, vendor_scope(vendor.tenant));
     doc.add_text(fields.key, format!("v/{}/{}", vendor.tenant, vendor.id));
     doc.add_u64(fields.id, vendor.id);
-    doc.add_text(fields.all, name);
+    doc.add_text(fields.name, name);
     doc.add_text(
-        fields.all,
+        fields.body,
         schema::truncate(&vendor.country, NAME_BYTES_MAX),
     );
     doc.add_text(
-        fields.all,
+        fields.body,
         schema::truncate(&vendor.verification, NAME_BYTES_MAX),
     );
-    doc.add_text(fields.all, text);
-    doc.add_text(fields.name, name);
+    doc.add_text(fields.body, text);
     doc.add_text(
         fields.vendor_text,
         schema::truncate(text, VENDOR_TEXT_STORED_BYTES_MAX),

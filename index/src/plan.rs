@@ -1,123 +1,180 @@
 //! Turning a read query into a Tantivy query, programmatically.
 //!
-//! Matching: every unit must match the `all` field (AND across units; within a unit, any
-//! alternative). A single typed word matches exactly, with typos (distance by length), and, if
-//! it is the last word, as a prefix. Filters (tenant, kind, category, manufacturer, stock,
-//! attributes) are required clauses with a constant score of 0, so they never move the ranking.
+//! Matching: every unit must match (AND across units; within a unit, any alternative), in the
+//! name or the body. A single typed word matches exactly, with typos (distance by length), and,
+//! if it is the last word, as a prefix. Typos and prefixes are expanded here against the term
+//! dictionaries into at most [`EXPANSIONS_MAX`] real words (the most frequent), as term
+//! queries: their cost is that of those words' posting lists, and the typed word itself is not
+//! read twice. Filters (scope = tenant and kind, category, manufacturer, stock, attributes) are
+//! required clauses with a constant score of 0, so they never move the ranking.
 //!
-//! Ranking is BM25 on `all`, plus boosts: a word found in the name, then an exact SKU match and
-//! an exact (normalized) name match, which put those documents first. Typo and prefix matches
-//! score a small constant, below any exact occurrence of the word.
+//! Ranking is BM25 on name (boosted) and body, plus boosts for an exact SKU match and an exact
+//! (normalized) name match, which put those documents first. Expanded words score a fraction
+//! of their BM25, below the exact word.
 
-use tantivy::Term;
+use std::collections::HashMap;
+
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery,
 };
-use tantivy::schema::IndexRecordOption;
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{Searcher, Term};
 
-use crate::docs::attribute_pair;
+use crate::IndexError;
+use crate::docs::{attribute_pair, product_scope, vendor_scope};
 use crate::query::{Alternative, ParsedText, ProductQuery, Unit};
-use crate::schema::{Fields, KIND_PRODUCT, KIND_VENDOR};
+use crate::schema::Fields;
 
-/// A word occurring in the name adds its name BM25 times this.
-const NAME_WORD_BOOST: f32 = 2.0;
-/// Typo or prefix matches score this constant (an exact occurrence scores its BM25 on top).
-const APPROXIMATE_MATCH_SCORE: f32 = 0.5;
+/// A word in the name weighs this much more than in the body.
+const NAME_BOOST: f32 = 2.0;
+/// Typo and prefix expansions score this fraction of their BM25.
+const EXPANSION_BOOST: f32 = 0.3;
 /// The whole query equals the SKU.
 const SKU_EXACT_BOOST: f32 = 100.0;
 /// The whole query equals the name (normalized).
 const NAME_EXACT_BOOST: f32 = 50.0;
+/// A typo-tolerant or prefix word matches at most this many dictionary words besides itself.
+pub const EXPANSIONS_MAX: usize = 32;
+/// At most this many dictionary entries are read per segment and field to find them.
+pub const EXPANSION_SCAN_MAX: usize = 10_000;
 
-fn filter(query: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
+/// One clause of a boolean query.
+type Clause = (Occur, Box<dyn Query>);
+
+fn filter(query: Box<dyn Query>) -> Clause {
     (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
 }
 
-fn term_filter(term: Term) -> (Occur, Box<dyn Query>) {
+fn term_filter(term: Term) -> Clause {
     filter(Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
 }
 
-fn alternative_query(fields: &Fields, alternative: &Alternative) -> Box<dyn Query> {
+/// The word in the name (boosted) or in the body, scaled by `boost`.
+fn word_clauses(fields: &Fields, word: &str, boost: f32) -> [Clause; 2] {
+    let scored = |field: Field, weight: f32| -> Box<dyn Query> {
+        let query = Box::new(TermQuery::new(
+            Term::from_field_text(field, word),
+            IndexRecordOption::WithFreqs,
+        ));
+        if weight == 1.0 {
+            query
+        } else {
+            Box::new(BoostQuery::new(query, weight))
+        }
+    };
+    [
+        (Occur::Should, scored(fields.name, NAME_BOOST * boost)),
+        (Occur::Should, scored(fields.body, boost)),
+    ]
+}
+
+/// Dictionary words within the typo distance of `word` (or starting with it, for a prefix),
+/// other than `word`: the most frequent first, at most [`EXPANSIONS_MAX`].
+fn expansions(
+    searcher: &Searcher,
+    fields: &Fields,
+    alternative: &Alternative,
+) -> Result<Vec<String>, IndexError> {
+    let word = &alternative.words[0];
+    let probe = Term::from_field_text(fields.name, word);
+    let automaton = if alternative.prefix {
+        FuzzyTermQuery::new_prefix(probe, alternative.fuzzy_distance, true)
+    } else {
+        FuzzyTermQuery::new(probe, alternative.fuzzy_distance, true)
+    }
+    .automaton()?;
+    let mut found: HashMap<Vec<u8>, u64> = HashMap::new();
+    for segment in searcher.segment_readers() {
+        for field in [fields.name, fields.body] {
+            let inverted = segment.inverted_index(field)?;
+            let mut stream = inverted.terms().search(&automaton).into_stream()?;
+            let mut read = 0;
+            while read < EXPANSION_SCAN_MAX && stream.advance() {
+                read += 1;
+                let key = stream.key();
+                if key != word.as_bytes() {
+                    *found.entry(key.to_vec()).or_default() += u64::from(stream.value().doc_freq);
+                }
+            }
+        }
+    }
+    let mut found: Vec<(Vec<u8>, u64)> = found.into_iter().collect();
+    found.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(found
+        .into_iter()
+        .take(EXPANSIONS_MAX)
+        .filter_map(|(bytes, _)| String::from_utf8(bytes).ok())
+        .collect())
+}
+
+fn alternative_query(
+    searcher: &Searcher,
+    fields: &Fields,
+    alternative: &Alternative,
+) -> Result<Box<dyn Query>, IndexError> {
     if alternative.words.len() > 1 {
-        let terms = alternative
-            .words
-            .iter()
-            .map(|word| Term::from_field_text(fields.all, word))
-            .collect();
-        return Box::new(PhraseQuery::new(terms));
+        let phrase = |field: Field| -> Clause {
+            let terms = alternative
+                .words
+                .iter()
+                .map(|word| Term::from_field_text(field, word))
+                .collect();
+            (Occur::Should, Box::new(PhraseQuery::new(terms)))
+        };
+        return Ok(Box::new(BooleanQuery::new(vec![
+            phrase(fields.name),
+            phrase(fields.body),
+        ])));
     }
     let word = &alternative.words[0];
-    let all_term = Term::from_field_text(fields.all, word);
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-        (
-            Occur::Should,
-            Box::new(TermQuery::new(
-                all_term.clone(),
-                IndexRecordOption::WithFreqs,
-            )),
-        ),
-        (
-            Occur::Should,
-            Box::new(BoostQuery::new(
-                Box::new(TermQuery::new(
-                    Term::from_field_text(fields.name, word),
-                    IndexRecordOption::WithFreqs,
-                )),
-                NAME_WORD_BOOST,
-            )),
-        ),
-    ];
+    let mut clauses: Vec<Clause> = word_clauses(fields, word, 1.0).into();
     if alternative.fuzzy_distance > 0 || alternative.prefix {
-        let automaton = if alternative.prefix {
-            FuzzyTermQuery::new_prefix(all_term, alternative.fuzzy_distance, true)
-        } else {
-            FuzzyTermQuery::new(all_term, alternative.fuzzy_distance, true)
-        };
+        for expansion in expansions(searcher, fields, alternative)? {
+            clauses.extend(word_clauses(fields, &expansion, EXPANSION_BOOST));
+        }
+    }
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+fn unit_query(
+    searcher: &Searcher,
+    fields: &Fields,
+    unit: &Unit,
+) -> Result<Box<dyn Query>, IndexError> {
+    if unit.alternatives.len() == 1 {
+        return alternative_query(searcher, fields, &unit.alternatives[0]);
+    }
+    let mut clauses = Vec::with_capacity(unit.alternatives.len());
+    for alternative in &unit.alternatives {
         clauses.push((
             Occur::Should,
-            Box::new(ConstScoreQuery::new(
-                Box::new(automaton),
-                APPROXIMATE_MATCH_SCORE,
-            )),
+            alternative_query(searcher, fields, alternative)?,
         ));
     }
-    Box::new(BooleanQuery::new(clauses))
+    Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
-fn unit_query(fields: &Fields, unit: &Unit) -> Box<dyn Query> {
-    if unit.alternatives.len() == 1 {
-        return alternative_query(fields, &unit.alternatives[0]);
-    }
-    Box::new(BooleanQuery::new(
-        unit.alternatives
-            .iter()
-            .map(|alternative| (Occur::Should, alternative_query(fields, alternative)))
-            .collect(),
-    ))
-}
-
-/// The text part shared by products and vendors, plus tenant and kind.
+/// The scope filter and the text units.
 fn text_clauses(
+    searcher: &Searcher,
     fields: &Fields,
-    tenant: u64,
-    kind: u64,
+    scope: &str,
     text: &ParsedText,
-) -> Vec<(Occur, Box<dyn Query>)> {
-    let mut clauses = vec![
-        term_filter(Term::from_field_u64(fields.tenant, tenant)),
-        term_filter(Term::from_field_u64(fields.kind, kind)),
-    ];
+) -> Result<Vec<Clause>, IndexError> {
+    let mut clauses = vec![term_filter(Term::from_field_text(fields.scope, scope))];
     for unit in &text.units {
-        clauses.push((Occur::Must, unit_query(fields, unit)));
+        clauses.push((Occur::Must, unit_query(searcher, fields, unit)?));
     }
-    clauses
+    Ok(clauses)
 }
 
 pub(crate) fn product_query(
+    searcher: &Searcher,
     fields: &Fields,
     query: &ProductQuery,
     text: &ParsedText,
-) -> Box<dyn Query> {
-    let mut clauses = text_clauses(fields, query.tenant, KIND_PRODUCT, text);
+) -> Result<Box<dyn Query>, IndexError> {
+    let mut clauses = text_clauses(searcher, fields, &product_scope(query.tenant), text)?;
     if !text.is_empty() {
         let mut exact = vec![
             (text.lowercase.as_str(), fields.sku_exact, SKU_EXACT_BOOST),
@@ -176,14 +233,19 @@ pub(crate) fn product_query(
             &attribute_pair(key, value).to_lowercase(),
         )));
     }
-    Box::new(BooleanQuery::new(clauses))
+    Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
-pub(crate) fn vendor_query(fields: &Fields, tenant: u64, text: &ParsedText) -> Box<dyn Query> {
-    Box::new(BooleanQuery::new(text_clauses(
+pub(crate) fn vendor_query(
+    searcher: &Searcher,
+    fields: &Fields,
+    tenant: u64,
+    text: &ParsedText,
+) -> Result<Box<dyn Query>, IndexError> {
+    Ok(Box::new(BooleanQuery::new(text_clauses(
+        searcher,
         fields,
-        tenant,
-        KIND_VENDOR,
+        &vendor_scope(tenant),
         text,
-    )))
+    )?)))
 }

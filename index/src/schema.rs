@@ -1,7 +1,7 @@
 //! The index schema: every field of a shard index in one place, and the analyzers.
 //!
-//! One Tantivy index per shard holds products and vendors of every tenant of that shard; `kind`
-//! tells them apart and `tenant` is a filter of every query. Changing any field here changes
+//! One Tantivy index per shard holds products and vendors of every tenant of that shard; `scope`
+//! ("p{tenant}" or "v{tenant}") tells them apart and is a required term of every query. Changing any field here changes
 //! the schema: an index written before is refused with [`crate::IndexError::SchemaMismatch`]
 //! and rebuilt from storage.
 
@@ -25,24 +25,22 @@ pub(crate) const RAW_TOKENIZER: &str = "raw";
 /// Longer words are dropped from the index and from queries (hashes, base64 and similar noise).
 pub(crate) const TOKEN_BYTES_MAX: usize = 64;
 
-pub(crate) const KIND_PRODUCT: u64 = 1;
-pub(crate) const KIND_VENDOR: u64 = 2;
-
 /// Field handles, resolved once from the schema.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields {
-    /// [`KIND_PRODUCT`] or [`KIND_VENDOR`].
-    pub kind: Field,
-    pub tenant: Field,
+    /// "p{tenant}" for products, "v{tenant}" for vendors: one term filters tenant and kind.
+    pub scope: Field,
     /// "p/{tenant}/{id}" or "v/{tenant}/{id}": the term an upsert or delete replaces.
     pub key: Field,
     /// The product or vendor id (fast field: read for every hit without touching the doc store).
     pub id: Field,
-    /// Everything searchable of a document, with positions (phrases, multi-word synonyms).
-    pub all: Field,
-    /// Product or vendor name: stored for snippets, indexed again to boost name matches.
+    /// Product or vendor name: searched (with a boost over `body`) and stored for snippets.
     pub name: Field,
-    /// Product description: stored for snippets only (its words are in `all`).
+    /// Everything else searchable: SKU, manufacturer, category path, attributes, description
+    /// (vendors: country, verification status, document text). Kept apart from `name` so that a
+    /// word is read from two disjoint posting lists rather than counted twice.
+    pub body: Field,
+    /// Product description: stored for snippets only (its words are in `body`).
     pub description: Field,
     /// Lowercased SKU, as typed and as normalized words: an exact SKU match ranks first.
     pub sku_exact: Field,
@@ -62,7 +60,7 @@ pub(crate) struct Fields {
     pub units_sold: Field,
     /// Tenant-prefixed name words and whole names: the typeahead dictionary.
     pub suggest: Field,
-    /// Vendor document text (stored, capped, for snippets; the full text is in `all`).
+    /// Vendor document text (stored, capped, for snippets; the full text is in `body`).
     pub vendor_text: Field,
 }
 
@@ -79,17 +77,16 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
     let keyword = indexed_text(KEYWORD_TOKENIZER, IndexRecordOption::Basic);
     let raw = indexed_text(RAW_TOKENIZER, IndexRecordOption::Basic);
 
-    let kind = builder.add_u64_field("kind", INDEXED);
-    let tenant = builder.add_u64_field("tenant", INDEXED);
+    let scope = builder.add_text_field("scope", raw.clone());
     let key = builder.add_text_field("key", raw.clone());
     let id = builder.add_u64_field("id", FAST);
-    let all = builder.add_text_field(
-        "all",
-        indexed_text(TEXT_TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
-    );
     let name = builder.add_text_field(
         "name",
-        indexed_text(TEXT_TOKENIZER, IndexRecordOption::WithFreqs).set_stored(),
+        indexed_text(TEXT_TOKENIZER, IndexRecordOption::WithFreqsAndPositions).set_stored(),
+    );
+    let body = builder.add_text_field(
+        "body",
+        indexed_text(TEXT_TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
     );
     let description = builder.add_text_field("description", STORED);
     let sku_exact = builder.add_text_field("sku_exact", keyword.clone());
@@ -105,12 +102,11 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
     let suggest = builder.add_text_field("suggest", raw);
     let vendor_text = builder.add_text_field("vendor_text", STORED);
     let fields = Fields {
-        kind,
-        tenant,
+        scope,
         key,
         id,
-        all,
         name,
+        body,
         description,
         sku_exact,
         name_exact,

@@ -223,7 +223,9 @@ impl ShardIndex {
                     writer.delete_term(docs::vendor_key(&self.fields, tenant, id));
                 }
                 IndexOp::DeleteTenant { tenant } => {
-                    writer.delete_term(Term::from_field_u64(self.fields.tenant, tenant));
+                    for scope in [docs::product_scope(tenant), docs::vendor_scope(tenant)] {
+                        writer.delete_term(Term::from_field_text(self.fields.scope, &scope));
+                    }
                 }
             }
         }
@@ -297,7 +299,8 @@ impl ShardIndex {
         if text.unsearchable {
             return Ok(ProductResults::default());
         }
-        let tantivy_query = plan::product_query(&self.fields, q, &text);
+        let searcher = self.searcher();
+        let tantivy_query = plan::product_query(&searcher, &self.fields, q, &text)?;
         let mut band_edges = q.price_bands.clone();
         band_edges.sort_unstable();
         band_edges.dedup();
@@ -311,7 +314,6 @@ impl ShardIndex {
             price_max: q.price_max,
             customer_group: q.customer_group_id,
         };
-        let searcher = self.searcher();
         let fruit = searcher.search(&*tantivy_query, &collector)?;
 
         let mut highlighter = q.highlight.then(|| Highlighter::new(&text));
@@ -383,7 +385,8 @@ impl ShardIndex {
         if text.unsearchable {
             return Ok(VendorResults::default());
         }
-        let tantivy_query = plan::vendor_query(&self.fields, q.tenant, &text);
+        let searcher = self.searcher();
+        let tantivy_query = plan::vendor_query(&searcher, &self.fields, q.tenant, &text)?;
         let collector = ProductCollector {
             sort: query::ProductSort::Relevance,
             keep: q.offset + q.limit,
@@ -394,7 +397,6 @@ impl ShardIndex {
             price_max: None,
             customer_group: None,
         };
-        let searcher = self.searcher();
         let fruit = searcher.search(&*tantivy_query, &collector)?;
         let mut highlighter = Highlighter::new(&text);
         let mut hits = Vec::with_capacity(q.limit);
