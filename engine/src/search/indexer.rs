@@ -536,11 +536,21 @@ impl SearchService {
         config: SearchConfig,
     ) -> Result<Arc<SearchService>, SearchError> {
         let mut slots = BTreeMap::new();
+        let mut readers = BTreeMap::new();
         for shard in storage.shard_ids() {
             let root = IndexRoot::of(storage.data_dir(), shard);
             let (index, generation) = root.open_live(&config)?;
-            // From now on the log is kept for the index from where it is.
-            storage.set_reader(shard, READER_NAME, index.committed_lsn())?;
+            // From now on the log is kept for the index from where it is. A shard that never
+            // had a change needs no reader yet: the indexer registers at its first commit (an
+            // untouched data directory keeps no reader).
+            let committed = index.committed_lsn();
+            let reader = if committed > 0 || storage.last_lsn(shard)? > 0 {
+                storage.set_reader(shard, READER_NAME, committed)?;
+                Some(committed)
+            } else {
+                storage.readers(shard)?.get(READER_NAME).copied()
+            };
+            readers.insert(shard, reader);
             slots.insert(
                 shard,
                 Arc::new(ShardSlot {
@@ -565,6 +575,7 @@ impl SearchService {
         });
         for slot in service.slots.values() {
             let follower = Follower {
+                reader: readers.get(&slot.shard).copied().flatten(),
                 storage: service.storage.clone(),
                 slot: Arc::clone(slot),
                 signal: Arc::clone(&service.signal),
@@ -614,6 +625,8 @@ impl SearchService {
 
 /// The indexer of one shard.
 struct Follower {
+    /// Where the shard's change-log reader stands for this index, if registered.
+    reader: Option<Lsn>,
     storage: Storage<Command>,
     slot: Arc<ShardSlot>,
     signal: Arc<Signal>,
@@ -624,9 +637,9 @@ impl Follower {
     fn run(self) {
         let mut index = self.slot.live();
         let mut position = index.committed_lsn();
-        let mut reader_position = position;
+        let mut reader_position = self.reader;
         // `None`: tell storage the position at the next chance.
-        let mut reader_updated: Option<Instant> = Some(Instant::now());
+        let mut reader_updated: Option<Instant> = reader_position.map(|_| Instant::now());
         let mut staged = false;
         let mut last_commit = Instant::now();
         let mut rebuild_thread: Option<JoinHandle<()>> = None;
@@ -738,7 +751,8 @@ impl Follower {
                 }
             }
             if !staged
-                && reader_position != position
+                && position > 0
+                && reader_position != Some(position)
                 && reader_updated.is_none_or(|at| at.elapsed() >= READER_UPDATE_INTERVAL)
             {
                 match self
@@ -746,7 +760,7 @@ impl Follower {
                     .set_reader(self.slot.shard, READER_NAME, position)
                 {
                     Ok(()) => {
-                        reader_position = position;
+                        reader_position = Some(position);
                         reader_updated = Some(Instant::now());
                     }
                     Err(StorageError::Closed) => break,
@@ -761,7 +775,7 @@ impl Follower {
         if staged && let Err(error) = index.commit(position) {
             tracing::warn!(shard = %self.slot.shard, %error, "search index commit at shutdown failed; the entries are replayed at the next start");
         }
-        if reader_position != position {
+        if position > 0 && reader_position != Some(position) {
             let _ = self
                 .storage
                 .set_reader(self.slot.shard, READER_NAME, index.committed_lsn());
