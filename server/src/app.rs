@@ -21,9 +21,11 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use mercato_engine::Engine;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tower_http::compression::CompressionLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +36,10 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Bytes of a framework error body kept as the problem's `detail`.
 pub const BARE_ERROR_DETAIL_BYTES_MAX: usize = 1024;
+
+/// Request metric series (route, method, status) whose handles [`record_request`] keeps;
+/// past it, new series are recorded through the registry each time (slower, still correct).
+pub const REQUEST_METRIC_SERIES_MAX: usize = 4096;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -128,7 +134,10 @@ fn with_middleware<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn_with_state(limits, enforce_limits))
         .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
         .layer(middleware::from_fn(problem_for_bare_errors))
-        .layer(middleware::from_fn(record_request))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(RequestMetrics::default()),
+            record_request,
+        ))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -152,26 +161,83 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The request metrics' handles by series, so that recording a request is a map lookup rather
+/// than building a label set and finding it in the registry (which allocates) every time.
+#[derive(Default)]
+struct RequestMetrics {
+    /// Route template -> the series of that route seen so far, by method and status.
+    by_route: RwLock<HashMap<String, Vec<RequestSeries>>>,
+    series: AtomicUsize,
+}
+
+struct RequestSeries {
+    method: &'static str,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl RequestMetrics {
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        if let Ok(by_route) = self.by_route.read()
+            && let Some(series) = by_route.get(route).and_then(|all| {
+                all.iter()
+                    .find(|s| s.method == method && s.status == status)
+            })
+        {
+            series.requests.increment(1);
+            series.duration.record(seconds);
+            return;
+        }
+        let labels = [
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let series = RequestSeries {
+            method,
+            status,
+            requests: metrics::counter!(HTTP_REQUESTS_TOTAL, &labels),
+            duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels),
+        };
+        series.requests.increment(1);
+        series.duration.record(seconds);
+        if self.series.load(Ordering::Relaxed) >= REQUEST_METRIC_SERIES_MAX {
+            return;
+        }
+        if let Ok(mut by_route) = self.by_route.write() {
+            let all = by_route.entry(route.to_owned()).or_default();
+            // Another request may have added it between the two locks.
+            if !all.iter().any(|s| s.method == method && s.status == status) {
+                all.push(series);
+                self.series.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Records `mercato_http_requests_total` and `mercato_http_request_duration_seconds`, labelled
 /// by route template (never the raw path), method and status, and logs the request at debug.
-async fn record_request(request: Request, next: Next) -> Response {
+async fn record_request(
+    State(metrics): State<Arc<RequestMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || UNMATCHED_ROUTE.to_owned(),
-        |path| path.as_str().to_owned(),
-    );
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let method = method_label(request.method());
     let response = next.run(request).await;
     let elapsed = started.elapsed();
-    let status = response.status().as_u16().to_string();
-    tracing::debug!(route = %route, method, status = response.status().as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request");
-    let labels = [
-        ("route", route),
-        ("method", method.to_owned()),
-        ("status", status),
-    ];
-    metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+    let status = response.status().as_u16();
+    tracing::debug!(
+        route,
+        method,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
+    metrics.record(route, method, status, elapsed.as_secs_f64());
     response
 }
 
@@ -436,6 +502,50 @@ mod tests {
         assert_eq!(
             json_body_field(StatusCode::UNPROCESSABLE_ENTITY, "other"),
             None
+        );
+    }
+
+    #[test]
+    fn request_metrics_keep_one_handle_per_series() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let request_metrics = RequestMetrics::default();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                request_metrics.record("/v1/things/{id}", "GET", 200, 0.001);
+            }
+            request_metrics.record("/v1/things/{id}", "GET", 404, 0.002);
+            request_metrics.record(UNMATCHED_ROUTE, "POST", 404, 0.003);
+        });
+        assert_eq!(request_metrics.series.load(Ordering::Relaxed), 3);
+        let text = handle.render();
+        let count = |series: &str| {
+            text.lines()
+                .find(|line| line.starts_with(series))
+                .and_then(|line| line.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            count(
+                r#"mercato_http_requests_total{route="/v1/things/{id}",method="GET",status="200"}"#
+            )
+            .as_deref(),
+            Some("3"),
+            "{text}"
+        );
+        assert_eq!(
+            count(
+                r#"mercato_http_requests_total{route="/v1/things/{id}",method="GET",status="404"}"#
+            )
+            .as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            count(r#"mercato_http_requests_total{route="unmatched",method="POST",status="404"}"#)
+                .as_deref(),
+            Some("1"),
+            "{text}"
         );
     }
 

@@ -45,6 +45,11 @@ impl RateLimits {
         RateLimits { limiter }
     }
 
+    /// Whether limiting is on (a rate above zero).
+    pub fn is_on(&self) -> bool {
+        self.limiter.is_some()
+    }
+
     /// `Err(seconds to wait)` when `key` is over its budget.
     pub fn check(&self, key: u64) -> Result<(), u64> {
         let Some(limiter) = &self.limiter else {
@@ -77,6 +82,9 @@ fn key_of(request: &Request) -> u64 {
 
 /// The middleware: refuses a request over its credential's budget with 429.
 pub async fn limit(State(limits): State<RateLimits>, request: Request, next: Next) -> Response {
+    if !limits.is_on() {
+        return next.run(request).await;
+    }
     match limits.check(key_of(&request)) {
         Ok(()) => next.run(request).await,
         Err(wait_seconds) => {
@@ -111,6 +119,8 @@ mod tests {
     #[test]
     fn zero_rate_turns_limiting_off() {
         let limits = RateLimits::new(0, 1);
+        assert!(!limits.is_on());
+        assert!(RateLimits::new(1, 1).is_on());
         for _ in 0..1000 {
             assert_eq!(limits.check(1), Ok(()));
         }

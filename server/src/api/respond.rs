@@ -23,14 +23,27 @@ pub const CACHE_CONTROL_NO_STORE: &str = "no-store";
 /// A weak ETag of a response body: the first 16 bytes of its SHA-256, in hex. Weak because
 /// compression may change the bytes on the wire but not the representation.
 pub fn etag_of(body: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(body);
     let mut tag = String::with_capacity(36);
     tag.push_str("W/\"");
     for byte in &digest[..16] {
-        tag.push_str(&format!("{byte:02x}"));
+        tag.push(char::from(HEX[usize::from(byte >> 4)]));
+        tag.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     tag.push('"');
     tag
+}
+
+/// First capacity of a response body buffer: most single-resource bodies fit, so they are
+/// written without growing (and copying) the buffer several times.
+const BODY_CAPACITY_INITIAL: usize = 4096;
+
+/// `value` as compact JSON.
+fn to_json(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(BODY_CAPACITY_INITIAL);
+    serde_json::to_writer(&mut body, value).map_err(ApiError::internal)?;
+    Ok(body)
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
@@ -51,7 +64,7 @@ fn json_bytes<T: Serialize>(
     list: bool,
 ) -> Result<Vec<u8>, ApiError> {
     match fields {
-        None => serde_json::to_vec(value).map_err(ApiError::internal),
+        None => to_json(value),
         Some(fields) => {
             let mut json = serde_json::to_value(value).map_err(ApiError::internal)?;
             if list {
@@ -61,7 +74,7 @@ fn json_bytes<T: Serialize>(
             } else {
                 fields.apply(&mut json);
             }
-            serde_json::to_vec(&json).map_err(ApiError::internal)
+            to_json(&json)
         }
     }
 }
@@ -108,7 +121,7 @@ pub fn read_list<T: Serialize>(
 }
 
 fn write_response<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
+    let body = to_json(value)?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -161,6 +174,12 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn etag_is_the_hex_of_the_first_half_of_the_sha256() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 b00361a3 96177a9c b410ff61 f20015ad
+        assert_eq!(etag_of(b"abc"), "W/\"ba7816bf8f01cfea414140de5dae2223\"");
+    }
 
     #[test]
     fn etag_matches_in_any_form() {
