@@ -792,9 +792,7 @@ impl Engine {
             Some(shard) => vec![shard],
             None => service.slots.keys().copied().collect(),
         };
-        for shard in &shards {
-            service.request_rebuild(*shard)?;
-        }
+        service.request_rebuilds(&shards)?;
         Ok(shards)
     }
 

@@ -667,6 +667,10 @@ async fn an_online_rebuild_swaps_in_while_queries_keep_answering() {
     wait(&engine);
     let started = engine.request_reindex(None).unwrap();
     assert_eq!(started, vec![ShardId(0)]);
+    assert!(matches!(
+        engine.request_reindex(Some(ShardId(0))),
+        Err(SearchError::RebuildInProgress(ShardId(0)))
+    ));
     // Writes during the rebuild are not lost by the swap.
     let late = product(&engine, A, &c, "O-late", "Late mallet").await;
     let deadline = Instant::now() + WAIT;

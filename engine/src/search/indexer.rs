@@ -393,7 +393,10 @@ pub(crate) fn rebuild_offline(
     drop(index);
     root.publish(generation)?;
     root.remove_generation(old_generation);
-    storage.set_reader(shard, READER_NAME, report.lsn)?;
+    // Like the indexers, an untouched shard gets no reader.
+    if report.lsn > 0 {
+        storage.set_reader(shard, READER_NAME, report.lsn)?;
+    }
     storage.remove_reader(shard, REBUILD_READER_NAME)?;
     Ok(report)
 }
@@ -593,19 +596,33 @@ impl SearchService {
         Ok(service)
     }
 
-    /// Asks for a rebuild of `shard`: built in the background while the live index answers,
-    /// then swapped in. Refused while one is running for the shard.
-    pub(crate) fn request_rebuild(&self, shard: ShardId) -> Result<(), SearchError> {
-        let slot =
-            self.slots
-                .get(&shard)
-                .ok_or(SearchError::Engine(crate::EngineError::Storage(
-                    StorageError::NoSuchShard(shard),
-                )))?;
-        if slot.rebuilding.load(Ordering::Acquire)
-            || slot.rebuild_requested.swap(true, Ordering::AcqRel)
-        {
-            return Err(SearchError::RebuildInProgress(shard));
+    fn slot(&self, shard: ShardId) -> Result<&Arc<ShardSlot>, SearchError> {
+        self.slots
+            .get(&shard)
+            .ok_or(SearchError::Engine(crate::EngineError::Storage(
+                StorageError::NoSuchShard(shard),
+            )))
+    }
+
+    /// Asks for rebuilds of `shards`: each built in the background while the live index
+    /// answers, then swapped in. Refused (and nothing started) while one of them is rebuilding.
+    pub(crate) fn request_rebuilds(&self, shards: &[ShardId]) -> Result<(), SearchError> {
+        for shard in shards {
+            let slot = self.slot(*shard)?;
+            if slot.rebuilding.load(Ordering::Acquire)
+                || slot.rebuild_requested.load(Ordering::Acquire)
+            {
+                return Err(SearchError::RebuildInProgress(*shard));
+            }
+        }
+        for shard in shards {
+            if self
+                .slot(*shard)?
+                .rebuild_requested
+                .swap(true, Ordering::AcqRel)
+            {
+                return Err(SearchError::RebuildInProgress(*shard));
+            }
         }
         self.signal.wake();
         Ok(())
