@@ -838,6 +838,35 @@ mod tests {
     }
 
     #[test]
+    fn search_keys_have_defaults_bounds_and_environment_names() {
+        let config = Config::load(&sources()).expect("defaults load");
+        assert_eq!(config.search.refresh_interval, Duration::from_millis(250));
+        assert_eq!(config.search.writer_heap_bytes, 64 << 20);
+
+        let mut sources = sources();
+        sources.env = env(&[
+            ("MERCATO_SEARCH_REFRESH_INTERVAL_MS", "100"),
+            ("MERCATO_SEARCH_WRITER_HEAP_BYTES", "32MiB"),
+        ]);
+        let config = Config::load(&sources).expect("environment layer");
+        assert_eq!(config.search.refresh_interval, Duration::from_millis(100));
+        assert_eq!(config.search.writer_heap_bytes, 32 << 20);
+
+        sources.env = env(&[
+            ("MERCATO_SEARCH_REFRESH_INTERVAL_MS", "5"),
+            ("MERCATO_SEARCH_WRITER_HEAP_BYTES", "1MiB"),
+        ]);
+        let keys: Vec<String> = problems(Config::load(&sources))
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(
+            keys,
+            vec!["search.refresh_interval_ms", "search.writer_heap_bytes"]
+        );
+    }
+
+    #[test]
     fn printed_configuration_loads_back_identically() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sources = sources();
