@@ -2,12 +2,18 @@
 //! the middleware every request passes through.
 //!
 //! Middleware order, outermost first:
-//! 1. [`record_request`]: the `mercato_http_*` metrics and the debug request log;
-//! 2. [`problem_for_bare_errors`]: error responses produced by the framework (a rejected
+//! 1. response compression (`CompressionLayer`, when the client accepts it);
+//! 2. [`record_request`]: the `mercato_http_*` metrics and the debug request log;
+//! 3. [`problem_for_bare_errors`]: error responses produced by the framework (a rejected
 //!    extractor, a wrong method) become problem+json like our own;
-//! 3. the body limit for extractors (`DefaultBodyLimit`);
-//! 4. [`enforce_limits`]: refuses a declared oversized body up front, and bounds the time to
-//!    produce a response.
+//! 4. the body limit for extractors (`DefaultBodyLimit`);
+//! 5. [`enforce_limits`]: refuses a declared oversized body up front, and bounds the time to
+//!    produce a response;
+//! 6. on `/v1` routes only, the per-credential rate limiter (absent when limiting is off).
+//!
+//! The stack is applied with one `Router::layer` call. Each call wraps every route in a boxed
+//! service that is cloned (and its future boxed) on every request, and a `from_fn` middleware
+//! clones everything below it: one call per middleware cost ~50 allocations per request.
 
 use crate::api::ratelimit::{self, RateLimits};
 use crate::config::HttpConfig;
@@ -27,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -110,14 +117,16 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = routes::docs::finish_document(doc);
     let limits = RateLimits::new(http.rate_limit_per_second, http.rate_limit_burst);
-    let api = api.layer(middleware::from_fn_with_state(limits, ratelimit::limit));
+    let api = if limits.is_on() {
+        api.layer(middleware::from_fn_with_state(limits, ratelimit::limit))
+    } else {
+        api
+    };
     let routes = Router::new()
         .merge(api)
         .merge(routes::docs::router(&doc))
         .merge(routes::ops::router());
-    with_middleware(routes, http)
-        .layer(CompressionLayer::new())
-        .with_state(state)
+    with_middleware(routes, http).with_state(state)
 }
 
 /// Adds the 404 fallback and the middleware stack (see the module documentation) to `routes`.
@@ -129,15 +138,16 @@ fn with_middleware<S: Clone + Send + Sync + 'static>(
         body_bytes_max: http.request_body_bytes_max,
         timeout: http.request_timeout,
     };
-    routes
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(limits, enforce_limits))
-        .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
-        .layer(middleware::from_fn(problem_for_bare_errors))
+    let stack = ServiceBuilder::new()
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             Arc::new(RequestMetrics::default()),
             record_request,
         ))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(DefaultBodyLimit::max(http.request_body_bytes_max))
+        .layer(middleware::from_fn_with_state(limits, enforce_limits));
+    routes.fallback(not_found).layer(stack)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
