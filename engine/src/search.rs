@@ -56,15 +56,13 @@ use crate::money::{Currency, Money};
 use crate::tables::{Manufacturer, VerificationStatus};
 use crate::{Action, CommandOutput, Engine, EngineError, catalog};
 use mercato_index::{ProductQuery, ShardIndex, VendorQuery};
-use mercato_storage::{Lsn, Record, ShardId, StorageError, TableDef, TenantReads};
+use mercato_storage::{Lsn, ShardId, StorageError, TenantReads};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The tenant's search settings (one row; absent means [`SearchSettings::default`]). Table ids
-/// 100..=109 belong to search.
-pub const SEARCH_SETTINGS: TableDef<(), SearchSettings> = TableDef::new(100, "search_settings");
+pub use crate::tables::{SEARCH_SETTINGS, SearchSettings};
 
 /// Change-log reader name of the indexers.
 pub const READER_NAME: &str = "search";
@@ -217,21 +215,6 @@ fn query_field_name(field: &str) -> &str {
 
 // ---------------------------------------------------------------------------------------------
 // Settings: synonyms and stop words
-
-/// A tenant's query-time vocabulary.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SearchSettings {
-    /// Groups of equivalent terms (`["tee", "t-shirt"]`): a query term of a group also matches
-    /// every other term of it. Lowercase, trimmed; a term may have several words.
-    pub synonyms: Vec<Vec<String>>,
-    /// Words dropped from queries (unless the query would be left empty). Lowercase, trimmed.
-    pub stop_words: Vec<String>,
-}
-
-impl Record for SearchSettings {
-    const KIND: u16 = 100;
-    const VERSION: u16 = 1;
-}
 
 /// Search commands. Variants are only ever added at the end (postcard encodes the index).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //! | 30..=59 | `catalog`: manufacturers, retailers, categories, products, prices |
 //! | 60..=69 | `inventory`: warehouses, stock, adjustments |
 //! | 70..=99 | `orders`: orders, sub-orders, idempotency keys, invoices, payments |
+//! | 100..=109 | `search`: synonyms and stop words (the index is derived, outside the shards) |
 //!
 //! Ids from 0xFF00 up belong to the storage engine.
 
@@ -18,9 +19,11 @@ pub mod catalog;
 pub mod core;
 pub mod inventory;
 pub mod orders;
+pub mod search;
 
 pub use self::accounts::*;
 pub use self::catalog::*;
 pub use self::core::*;
 pub use self::inventory::*;
 pub use self::orders::*;
+pub use self::search::*;
