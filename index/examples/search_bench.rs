@@ -776,6 +776,8 @@ struct Args {
     dir: Option<PathBuf>,
     csv: Option<PathBuf>,
     queries_out: Option<PathBuf>,
+    /// Query an index a previous run left in --dir instead of building one.
+    reuse: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -789,6 +791,7 @@ fn parse_args() -> Result<Args, String> {
         dir: None,
         csv: None,
         queries_out: None,
+        reuse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -804,11 +807,12 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
             "--csv" => args.csv = Some(PathBuf::from(value()?)),
             "--queries-out" => args.queries_out = Some(PathBuf::from(value()?)),
+            "--reuse" => args.reuse = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: search_bench [--docs N] [--tenants N] [--queries N] \
                             [--threads N] [--heap-mib N] [--seed N] [--dir PATH] [--csv FILE] \
-                            [--queries-out FILE]"
+                            [--queries-out FILE] [--reuse]"
                         .into(),
                 );
             }
@@ -818,37 +822,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
-    let temp = tempfile::tempdir()?;
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| temp.path().join("index"));
-    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        return Err(format!("{} is not empty", dir.display()).into());
-    }
-    let heap = (args.heap_mib * 1024 * 1024).min(WRITER_HEAP_BYTES_MAX);
-    let bulk_config = IndexConfig {
-        writer_heap_bytes: heap,
-        ..IndexConfig::default()
-    };
-    println!(
-        "search_bench: {} products, {} tenant(s), writer heap {} MiB, {} cores",
-        args.docs,
-        args.tenants,
-        heap >> 20,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-
-    // -- bulk index (generation is timed apart and subtracted) --
-    let index = ShardIndex::open(&dir, bulk_config.clone())?;
+fn bulk_index(
+    args: &Args,
+    dir: &std::path::Path,
+    bulk_config: IndexConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Generation is timed apart and subtracted.
+    let index = ShardIndex::open(dir, bulk_config.clone())?;
     let mut rng = Rng(args.seed);
     let mut csv = match &args.csv {
         Some(path) => Some(BufWriter::new(File::create(path)?)),
@@ -878,14 +858,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.flush()?;
     }
     let segments_after_bulk = index.segment_count();
-    let size_after_bulk = dir_bytes(&dir);
+    let size_after_bulk = dir_bytes(dir);
     let t = Instant::now();
     index.close()?;
     let merge_wait = t.elapsed();
 
-    // -- reopen with the default (serving) configuration --
-    let index = Arc::new(ShardIndex::open(&dir, IndexConfig::default())?);
-    let size = dir_bytes(&dir);
+    let index = ShardIndex::open(dir, IndexConfig::default())?;
+    let size = dir_bytes(dir);
     println!();
     println!("| bulk index | value |");
     println!("| --- | ---: |");
@@ -915,6 +894,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         size as f64 / args.docs.max(1) as f64
     );
 
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let temp = tempfile::tempdir()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().join("index"));
+    let exists = dir.exists() && std::fs::read_dir(&dir)?.next().is_some();
+    if exists && !args.reuse {
+        return Err(format!("{} is not empty (pass --reuse to query it)", dir.display()).into());
+    }
+    if args.reuse && !exists {
+        return Err(format!("--reuse: nothing in {}", dir.display()).into());
+    }
+    let heap = (args.heap_mib * 1024 * 1024).min(WRITER_HEAP_BYTES_MAX);
+    let bulk_config = IndexConfig {
+        writer_heap_bytes: heap,
+        ..IndexConfig::default()
+    };
+    println!(
+        "search_bench: {} products, {} tenant(s), writer heap {} MiB, {} cores",
+        args.docs,
+        args.tenants,
+        heap >> 20,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    if !args.reuse {
+        bulk_index(&args, &dir, bulk_config)?;
+    }
+
+    // -- reopen with the default (serving) configuration --
+    let index = Arc::new(ShardIndex::open(&dir, IndexConfig::default())?);
     // -- query mix --
     let mut qrng = Rng(args.seed ^ 0x5eed);
     let mix = queries(&mut qrng, args.per_kind);

@@ -35,6 +35,64 @@ impl Hasher for IdHasher {
 
 pub(crate) type CountMap = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
 
+/// Per-segment value counts: an array indexed by `value - min` when the segment's values span
+/// at most this many ids (ids are per-tenant sequences, so usually), a hash map otherwise.
+const DENSE_COUNTS_SPAN_MAX: u64 = 1 << 16;
+
+enum Counts {
+    Dense { min: u64, counts: Vec<u32> },
+    Sparse(CountMap),
+}
+
+impl Counts {
+    fn for_column(column: Option<&Column<u64>>) -> Counts {
+        match column {
+            Some(column)
+                if column.max_value().saturating_sub(column.min_value())
+                    < DENSE_COUNTS_SPAN_MAX =>
+            {
+                Counts::Dense {
+                    min: column.min_value(),
+                    counts: vec![0; (column.max_value() - column.min_value() + 1) as usize],
+                }
+            }
+            _ => Counts::Sparse(CountMap::default()),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, value: u64) {
+        match self {
+            Counts::Dense { min, counts } => {
+                if let Some(slot) = value
+                    .checked_sub(*min)
+                    .and_then(|i| counts.get_mut(i as usize))
+                {
+                    *slot += 1;
+                }
+            }
+            Counts::Sparse(map) => *map.entry(value).or_default() += 1,
+        }
+    }
+
+    fn into_map(self, into: &mut CountMap) {
+        match self {
+            Counts::Dense { min, counts } => {
+                for (offset, count) in counts.into_iter().enumerate() {
+                    if count > 0 {
+                        *into.entry(min + offset as u64).or_default() += u64::from(count);
+                    }
+                }
+            }
+            Counts::Sparse(map) => {
+                for (value, count) in map {
+                    *into.entry(value).or_default() += count;
+                }
+            }
+        }
+    }
+}
+
 /// What the collector does; built from a validated [`crate::ProductQuery`].
 #[derive(Clone, Debug)]
 pub(crate) struct ProductCollector {
@@ -48,6 +106,9 @@ pub(crate) struct ProductCollector {
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,
     pub customer_group: Option<u64>,
+    /// Keep only documents of this scope (when the query does not require it: see
+    /// [`crate::plan::ScopeCheck`]).
+    pub scope: Option<String>,
 }
 
 impl ProductCollector {
@@ -123,7 +184,12 @@ pub(crate) struct ProductSegmentCollector {
     sort_values: Option<Column<u64>>,
     categories: Option<Column<u64>>,
     manufacturers: Option<Column<u64>>,
+    /// With a scope to check: the scope column's ordinals and the ordinal to keep (`None`: the
+    /// segment has no document of the scope, keep nothing).
+    scope: Option<(Column<u64>, Option<u64>)>,
     heap: BinaryHeap<Reverse<Candidate>>,
+    category_counts: Counts,
+    manufacturer_counts: Counts,
     fruit: ProductFruit,
 }
 
@@ -168,6 +234,26 @@ impl Collector for ProductCollector {
     ) -> tantivy::Result<ProductSegmentCollector> {
         let fast = reader.fast_fields();
         let needs_price = self.needs_price();
+        let categories: Option<Column<u64>> = if self.facets {
+            fast.column_opt("categories")?
+        } else {
+            None
+        };
+        let manufacturers: Option<Column<u64>> = if self.facets {
+            fast.column_opt("manufacturer")?
+        } else {
+            None
+        };
+        let scope = match &self.scope {
+            None => None,
+            Some(scope) => match fast.str("scope")? {
+                Some(column) => {
+                    let ordinal = column.dictionary().term_ord(scope.as_bytes())?;
+                    Some((column.ords().clone(), ordinal))
+                }
+                None => Some((Column::build_empty_column(reader.max_doc()), None)),
+            },
+        };
         let sort_field = match self.sort {
             ProductSort::Newest => Some("created_ms"),
             ProductSort::BestSelling => Some("units_sold"),
@@ -192,16 +278,11 @@ impl Collector for ProductCollector {
                 Some(name) => fast.column_opt(name)?,
                 None => None,
             },
-            categories: if self.facets {
-                fast.column_opt("categories")?
-            } else {
-                None
-            },
-            manufacturers: if self.facets {
-                fast.column_opt("manufacturer")?
-            } else {
-                None
-            },
+            scope,
+            category_counts: Counts::for_column(categories.as_ref()),
+            manufacturer_counts: Counts::for_column(manufacturers.as_ref()),
+            categories,
+            manufacturers,
             heap: BinaryHeap::with_capacity(self.keep.min(1024) + 1),
             fruit: ProductFruit {
                 band_counts: vec![
@@ -256,6 +337,11 @@ impl SegmentCollector for ProductSegmentCollector {
     type Fruit = ProductFruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
+        if let Some((ordinals, keep)) = &self.scope
+            && (keep.is_none() || ordinals.first(doc) != *keep)
+        {
+            return;
+        }
         let price = if self.needs_price { self.price(doc) } else { 0 };
         if self.config.price_min.is_some_and(|min| price < min)
             || self.config.price_max.is_some_and(|max| price > max)
@@ -266,11 +352,11 @@ impl SegmentCollector for ProductSegmentCollector {
         if self.config.facets {
             if let Some(column) = &self.categories {
                 for category in column.values_for_doc(doc) {
-                    *self.fruit.categories.entry(category).or_default() += 1;
+                    self.category_counts.add(category);
                 }
             }
             if let Some(manufacturer) = self.manufacturers.as_ref().and_then(|c| c.first(doc)) {
-                *self.fruit.manufacturers.entry(manufacturer).or_default() += 1;
+                self.manufacturer_counts.add(manufacturer);
             }
             if !self.fruit.band_counts.is_empty() {
                 let band = self
@@ -315,6 +401,9 @@ impl SegmentCollector for ProductSegmentCollector {
     }
 
     fn harvest(mut self) -> ProductFruit {
+        self.category_counts.into_map(&mut self.fruit.categories);
+        self.manufacturer_counts
+            .into_map(&mut self.fruit.manufacturers);
         self.fruit.top = self
             .heap
             .into_sorted_vec()

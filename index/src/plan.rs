@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query,
+    TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
@@ -154,14 +155,66 @@ fn unit_query(
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
-/// The scope filter and the text units.
+/// Where the scope (tenant and kind) filter is applied.
+///
+/// A tenant that owns most of a shard's documents makes the scope's posting list about as long
+/// as the index: intersecting every candidate with it costs a seek per hit (about a third of
+/// a one-word query on a one-tenant index). Then the collector compares each hit's scope
+/// ordinal (a fast field) instead. A small tenant keeps the intersection, which lets its short
+/// posting list drive the query. Both are exact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ScopeCheck {
+    /// The query itself requires the scope term.
+    InQuery,
+    /// The collector keeps only hits whose scope equals this value.
+    InCollector(String),
+}
+
+impl ScopeCheck {
+    pub fn collector_scope(self) -> Option<String> {
+        match self {
+            ScopeCheck::InQuery => None,
+            ScopeCheck::InCollector(scope) => Some(scope),
+        }
+    }
+}
+
+/// The scope's share of all documents (deleted ones included) above which it is checked in
+/// the collector.
+const SCOPE_IN_COLLECTOR_SHARE: f64 = 0.5;
+
+fn scope_check(
+    searcher: &Searcher,
+    fields: &Fields,
+    scope: &str,
+) -> Result<ScopeCheck, IndexError> {
+    let max_doc: u64 = searcher
+        .segment_readers()
+        .iter()
+        .map(|segment| u64::from(segment.max_doc()))
+        .sum();
+    let scope_docs = searcher.doc_freq(&Term::from_field_text(fields.scope, scope))?;
+    Ok(
+        if max_doc > 0 && scope_docs as f64 >= max_doc as f64 * SCOPE_IN_COLLECTOR_SHARE {
+            ScopeCheck::InCollector(scope.to_string())
+        } else {
+            ScopeCheck::InQuery
+        },
+    )
+}
+
+/// The scope filter (unless the collector checks it) and the text units.
 fn text_clauses(
     searcher: &Searcher,
     fields: &Fields,
     scope: &str,
+    check: &ScopeCheck,
     text: &ParsedText,
 ) -> Result<Vec<Clause>, IndexError> {
-    let mut clauses = vec![term_filter(Term::from_field_text(fields.scope, scope))];
+    let mut clauses = Vec::new();
+    if *check == ScopeCheck::InQuery {
+        clauses.push(term_filter(Term::from_field_text(fields.scope, scope)));
+    }
     for unit in &text.units {
         clauses.push((Occur::Must, unit_query(searcher, fields, unit)?));
     }
@@ -173,8 +226,10 @@ pub(crate) fn product_query(
     fields: &Fields,
     query: &ProductQuery,
     text: &ParsedText,
-) -> Result<Box<dyn Query>, IndexError> {
-    let mut clauses = text_clauses(searcher, fields, &product_scope(query.tenant), text)?;
+) -> Result<(Box<dyn Query>, ScopeCheck), IndexError> {
+    let scope = product_scope(query.tenant);
+    let check = scope_check(searcher, fields, &scope)?;
+    let mut clauses = text_clauses(searcher, fields, &scope, &check, text)?;
     if !text.is_empty() {
         let mut exact = vec![
             (text.lowercase.as_str(), fields.sku_exact, SKU_EXACT_BOOST),
@@ -187,13 +242,16 @@ pub(crate) fn product_query(
         ];
         exact.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         for (value, field, boost) in exact {
+            // An optional clause is visited for every matching document: leave out the ones
+            // that cannot match (the usual case: the query is not a SKU or a whole name).
+            let term = Term::from_field_text(field, value);
+            if searcher.doc_freq(&term)? == 0 {
+                continue;
+            }
             clauses.push((
                 Occur::Should,
                 Box::new(ConstScoreQuery::new(
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, value),
-                        IndexRecordOption::Basic,
-                    )),
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                     boost,
                 )),
             ));
@@ -233,7 +291,7 @@ pub(crate) fn product_query(
             &attribute_pair(key, value).to_lowercase(),
         )));
     }
-    Ok(Box::new(BooleanQuery::new(clauses)))
+    Ok((boolean(clauses), check))
 }
 
 pub(crate) fn vendor_query(
@@ -241,11 +299,19 @@ pub(crate) fn vendor_query(
     fields: &Fields,
     tenant: u64,
     text: &ParsedText,
-) -> Result<Box<dyn Query>, IndexError> {
-    Ok(Box::new(BooleanQuery::new(text_clauses(
-        searcher,
-        fields,
-        &vendor_scope(tenant),
-        text,
-    )?)))
+) -> Result<(Box<dyn Query>, ScopeCheck), IndexError> {
+    let scope = vendor_scope(tenant);
+    let check = scope_check(searcher, fields, &scope)?;
+    let clauses = text_clauses(searcher, fields, &scope, &check, text)?;
+    Ok((boolean(clauses), check))
+}
+
+/// All clauses must hold; no clause at all (scope checked by the collector, no text, no
+/// filter) is every document, where an empty boolean query would be none.
+fn boolean(clauses: Vec<Clause>) -> Box<dyn Query> {
+    if clauses.is_empty() {
+        Box::new(AllQuery)
+    } else {
+        Box::new(BooleanQuery::new(clauses))
+    }
 }

@@ -77,7 +77,9 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
     let keyword = indexed_text(KEYWORD_TOKENIZER, IndexRecordOption::Basic);
     let raw = indexed_text(RAW_TOKENIZER, IndexRecordOption::Basic);
 
-    let scope = builder.add_text_field("scope", raw.clone());
+    // Also a fast field: a query whose scope holds most of the index checks it per hit instead
+    // of intersecting with its (long) posting list (see `plan::ScopeCheck`).
+    let scope = builder.add_text_field("scope", raw.clone().set_fast(RAW_TOKENIZER));
     let key = builder.add_text_field("key", raw.clone());
     let id = builder.add_u64_field("id", FAST);
     let name = builder.add_text_field(

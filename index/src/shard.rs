@@ -31,6 +31,8 @@ pub const WRITER_HEAP_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Each indexing thread gets at least this much of the heap; at most this many threads.
 const WRITER_HEAP_BYTES_PER_THREAD_MIN: usize = 32 * 1024 * 1024;
 const WRITER_THREADS_MAX: usize = 2;
+/// Threads that collect one query's segments in parallel.
+const SEARCH_THREADS_MAX: usize = 2;
 /// Bounds of [`IndexConfig::refresh_interval`].
 pub const REFRESH_INTERVAL_MIN: Duration = Duration::from_millis(10);
 pub const REFRESH_INTERVAL_MAX: Duration = Duration::from_secs(10);
@@ -134,7 +136,7 @@ impl ShardIndex {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema::build_schema();
         let directory = MmapDirectory::open(dir)?;
-        let index = match Index::open_or_create(directory, schema) {
+        let mut index = match Index::open_or_create(directory, schema) {
             Ok(index) => index,
             Err(tantivy::TantivyError::SchemaError(_)) => {
                 return Err(IndexError::SchemaMismatch {
@@ -144,6 +146,15 @@ impl ShardIndex {
             Err(error) => return Err(error.into()),
         };
         schema::register_tokenizers(&index);
+        // One query's segments are collected in parallel: on a quiet machine this roughly
+        // halves the latency of queries with many hits; under full load it costs little, as
+        // the work per query is the same.
+        let search_threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(SEARCH_THREADS_MAX);
+        if search_threads > 1 {
+            index.set_multithread_executor(search_threads)?;
+        }
         let committed_lsn = parse_payload(index.load_metas()?.payload.as_deref())?;
 
         let threads = config.writer_threads();
@@ -300,7 +311,7 @@ impl ShardIndex {
             return Ok(ProductResults::default());
         }
         let searcher = self.searcher();
-        let tantivy_query = plan::product_query(&searcher, &self.fields, q, &text)?;
+        let (tantivy_query, scope_check) = plan::product_query(&searcher, &self.fields, q, &text)?;
         let mut band_edges = q.price_bands.clone();
         band_edges.sort_unstable();
         band_edges.dedup();
@@ -313,6 +324,7 @@ impl ShardIndex {
             price_min: q.price_min,
             price_max: q.price_max,
             customer_group: q.customer_group_id,
+            scope: scope_check.collector_scope(),
         };
         let fruit = searcher.search(&*tantivy_query, &collector)?;
 
@@ -386,7 +398,8 @@ impl ShardIndex {
             return Ok(VendorResults::default());
         }
         let searcher = self.searcher();
-        let tantivy_query = plan::vendor_query(&searcher, &self.fields, q.tenant, &text)?;
+        let (tantivy_query, scope_check) =
+            plan::vendor_query(&searcher, &self.fields, q.tenant, &text)?;
         let collector = ProductCollector {
             sort: query::ProductSort::Relevance,
             keep: q.offset + q.limit,
@@ -396,6 +409,7 @@ impl ShardIndex {
             price_min: None,
             price_max: None,
             customer_group: None,
+            scope: scope_check.collector_scope(),
         };
         let fruit = searcher.search(&*tantivy_query, &collector)?;
         let mut highlighter = Highlighter::new(&text);

@@ -156,3 +156,52 @@ fn delete_tenant_removes_only_that_tenants_documents() {
     assert_eq!(vendors.total, 0);
     assert_eq!(t.index.doc_count(), 1);
 }
+
+#[test]
+fn a_large_and_a_small_tenant_stay_apart_on_both_scope_paths() {
+    // Tenant 1 holds most documents (its scope is checked per hit by the collector), tenant 2
+    // a few (its scope is a term of the query); a vendor of tenant 1 shares the words.
+    let t = open();
+    let mut docs: Vec<_> = (1..=20).map(|id| product(1, id, "Brass fitting")).collect();
+    docs.push(product(2, 100, "Brass fitting"));
+    docs.push(product(2, 101, "Brass valve"));
+    t.put(docs);
+    t.index
+        .apply(vec![IndexOp::UpsertVendor(VendorDoc {
+            tenant: 1,
+            id: 700,
+            name: "Brass fitting works".into(),
+            ..VendorDoc::default()
+        })])
+        .unwrap();
+    t.index.commit(50).unwrap();
+    let everything = |tenant| {
+        t.search(ProductQuery {
+            tenant,
+            limit: 100,
+            facets: true,
+            ..ProductQuery::default()
+        })
+    };
+    assert_eq!(everything(1).total, 20);
+    assert_eq!(sorted(ids(&everything(1))), (1..=20).collect::<Vec<u64>>());
+    assert_eq!(sorted(ids(&everything(2))), vec![100, 101]);
+    assert_eq!(everything(3).total, 0);
+    assert_eq!(sorted(t.ids(2, "brass")), vec![100, 101]);
+    assert_eq!(t.ids(1, "brass").len(), 20);
+    assert!(!t.ids(1, "brass").contains(&700));
+    assert_eq!(t.ids(1, "valve "), Vec::<u64>::new());
+    let vendors = t
+        .index
+        .search_vendors(&VendorQuery {
+            tenant: 1,
+            text: "brass".into(),
+            offset: 0,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(
+        vendors.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![700]
+    );
+}
