@@ -191,22 +191,174 @@ pub(crate) struct ProductSegmentCollector {
     category_counts: Counts,
     manufacturer_counts: Counts,
     fruit: ProductFruit,
+    /// Hits not yet processed: fast fields are read a batch at a time (one dynamic call and
+    /// one pass per column instead of one per hit and column).
+    batch: Batch,
+}
+
+/// At most this many hits wait in [`Batch`].
+const BATCH_HITS: usize = 128;
+
+#[derive(Default)]
+struct Batch {
+    docs: Vec<DocId>,
+    scores: Vec<Score>,
+    prices: Vec<i64>,
+    first_u64: Vec<Option<u64>>,
+    first_i64: Vec<Option<i64>>,
+    value_docs: Vec<DocId>,
+    value_rows: Vec<u32>,
+    values: Vec<u64>,
 }
 
 impl ProductSegmentCollector {
-    fn price(&self, doc: DocId) -> i64 {
-        if let (Some(group), Some(column)) = (self.config.customer_group, &self.group_prices) {
-            let mut values = column.values_for_doc(doc);
-            while let (Some(id), Some(bits)) = (values.next(), values.next()) {
-                if id == group {
-                    return decode_group_price(bits);
-                }
+    /// The buyer's group price of `doc`, if the query has a group and the product a price for it.
+    fn group_price(&self, doc: DocId) -> Option<i64> {
+        let (Some(group), Some(column)) = (self.config.customer_group, &self.group_prices) else {
+            return None;
+        };
+        let mut values = column.values_for_doc(doc);
+        while let (Some(id), Some(bits)) = (values.next(), values.next()) {
+            if id == group {
+                return Some(decode_group_price(bits));
             }
         }
-        self.prices
+        None
+    }
+
+    /// Processes the batched hits: scope, price filter, total, facets, top.
+    fn flush(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.filter_scope(&mut batch);
+        self.filter_price(&mut batch);
+        self.fruit.total += batch.docs.len() as u64;
+        if self.config.facets {
+            self.count_facets(&mut batch);
+        }
+        if self.config.keep > 0 {
+            for index in 0..batch.docs.len() {
+                let price = batch.prices.get(index).copied().unwrap_or(0);
+                self.offer(batch.docs[index], batch.scores[index], price);
+            }
+        }
+        batch.docs.clear();
+        batch.scores.clear();
+        batch.prices.clear();
+        self.batch = batch;
+    }
+
+    fn filter_scope(&self, batch: &mut Batch) {
+        let Some((ordinals, keep)) = &self.scope else {
+            return;
+        };
+        let Some(keep) = *keep else {
+            batch.docs.clear();
+            batch.scores.clear();
+            return;
+        };
+        batch.first_u64.clear();
+        batch.first_u64.resize(batch.docs.len(), None);
+        ordinals.first_vals(&batch.docs, &mut batch.first_u64);
+        let mut kept = 0;
+        for index in 0..batch.docs.len() {
+            if batch.first_u64[index] == Some(keep) {
+                batch.docs[kept] = batch.docs[index];
+                batch.scores[kept] = batch.scores[index];
+                kept += 1;
+            }
+        }
+        batch.docs.truncate(kept);
+        batch.scores.truncate(kept);
+    }
+
+    fn filter_price(&self, batch: &mut Batch) {
+        if !self.needs_price {
+            return;
+        }
+        batch.first_i64.clear();
+        batch.first_i64.resize(batch.docs.len(), None);
+        if let Some(column) = &self.prices {
+            column.first_vals(&batch.docs, &mut batch.first_i64);
+        }
+        let (min, max) = (self.config.price_min, self.config.price_max);
+        let mut kept = 0;
+        batch.prices.clear();
+        for index in 0..batch.docs.len() {
+            let doc = batch.docs[index];
+            let price = self
+                .group_price(doc)
+                .unwrap_or_else(|| batch.first_i64[index].unwrap_or(0));
+            if min.is_some_and(|min| price < min) || max.is_some_and(|max| price > max) {
+                continue;
+            }
+            batch.docs[kept] = doc;
+            batch.scores[kept] = batch.scores[index];
+            batch.prices.push(price);
+            kept += 1;
+        }
+        batch.docs.truncate(kept);
+        batch.scores.truncate(kept);
+    }
+
+    fn count_facets(&mut self, batch: &mut Batch) {
+        if let Some(column) = &self.manufacturers {
+            batch.first_u64.clear();
+            batch.first_u64.resize(batch.docs.len(), None);
+            column.first_vals(&batch.docs, &mut batch.first_u64);
+            for manufacturer in batch.first_u64.iter().flatten() {
+                self.manufacturer_counts.add(*manufacturer);
+            }
+        }
+        if let Some(column) = &self.categories {
+            batch.value_docs.clear();
+            batch.value_rows.clear();
+            column.row_ids_for_docs(&batch.docs, &mut batch.value_docs, &mut batch.value_rows);
+            batch.values.clear();
+            batch.values.resize(batch.value_rows.len(), 0);
+            column.values.get_vals(&batch.value_rows, &mut batch.values);
+            for category in &batch.values {
+                self.category_counts.add(*category);
+            }
+        }
+        if !self.fruit.band_counts.is_empty() {
+            for price in &batch.prices {
+                let band = self.config.band_edges.partition_point(|edge| edge <= price);
+                self.fruit.band_counts[band] += 1;
+            }
+        }
+    }
+
+    /// Keeps the hit if it is among the best `keep` so far.
+    fn offer(&mut self, doc: DocId, score: Score, price: i64) {
+        let key = self.sort_key(doc, score, price);
+        if self.heap.len() >= self.config.keep {
+            // Cheap rejection before reading the id: the worst kept beats this one.
+            if let Some(Reverse(worst)) = self.heap.peek() {
+                let probe = Candidate {
+                    key,
+                    segment: self.segment,
+                    doc,
+                    id: 0,
+                    score,
+                };
+                if probe <= *worst {
+                    return;
+                }
+            }
+            self.heap.pop();
+        }
+        let id = self
+            .ids
             .as_ref()
             .and_then(|column| column.first(doc))
-            .unwrap_or(0)
+            .unwrap_or(0);
+        self.heap.push(Reverse(Candidate {
+            key,
+            segment: self.segment,
+            doc,
+            id,
+            score,
+        }));
     }
 
     fn sort_key(&self, doc: DocId, score: Score, price: i64) -> u64 {
@@ -284,6 +436,11 @@ impl Collector for ProductCollector {
             categories,
             manufacturers,
             heap: BinaryHeap::with_capacity(self.keep.min(1024) + 1),
+            batch: Batch {
+                docs: Vec::with_capacity(BATCH_HITS),
+                scores: Vec::with_capacity(BATCH_HITS),
+                ..Batch::default()
+            },
             fruit: ProductFruit {
                 band_counts: vec![
                     0;
@@ -337,70 +494,21 @@ impl SegmentCollector for ProductSegmentCollector {
     type Fruit = ProductFruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        if let Some((ordinals, keep)) = &self.scope
-            && (keep.is_none() || ordinals.first(doc) != *keep)
-        {
-            return;
+        self.batch.docs.push(doc);
+        self.batch.scores.push(score);
+        if self.batch.docs.len() >= BATCH_HITS {
+            self.flush();
         }
-        let price = if self.needs_price { self.price(doc) } else { 0 };
-        if self.config.price_min.is_some_and(|min| price < min)
-            || self.config.price_max.is_some_and(|max| price > max)
-        {
-            return;
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        for &doc in docs {
+            self.collect(doc, 0.0);
         }
-        self.fruit.total += 1;
-        if self.config.facets {
-            if let Some(column) = &self.categories {
-                for category in column.values_for_doc(doc) {
-                    self.category_counts.add(category);
-                }
-            }
-            if let Some(manufacturer) = self.manufacturers.as_ref().and_then(|c| c.first(doc)) {
-                self.manufacturer_counts.add(manufacturer);
-            }
-            if !self.fruit.band_counts.is_empty() {
-                let band = self
-                    .config
-                    .band_edges
-                    .partition_point(|&edge| edge <= price);
-                self.fruit.band_counts[band] += 1;
-            }
-        }
-        if self.config.keep == 0 {
-            return;
-        }
-        let key = self.sort_key(doc, score, price);
-        if self.heap.len() >= self.config.keep {
-            // Cheap rejection before reading the id: the worst kept beats this one.
-            if let Some(Reverse(worst)) = self.heap.peek() {
-                let probe = Candidate {
-                    key,
-                    segment: self.segment,
-                    doc,
-                    id: 0,
-                    score,
-                };
-                if probe <= *worst {
-                    return;
-                }
-            }
-            self.heap.pop();
-        }
-        let id = self
-            .ids
-            .as_ref()
-            .and_then(|column| column.first(doc))
-            .unwrap_or(0);
-        self.heap.push(Reverse(Candidate {
-            key,
-            segment: self.segment,
-            doc,
-            id,
-            score,
-        }));
     }
 
     fn harvest(mut self) -> ProductFruit {
+        self.flush();
         self.category_counts.into_map(&mut self.fruit.categories);
         self.manufacturer_counts
             .into_map(&mut self.fruit.manufacturers);
