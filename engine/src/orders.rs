@@ -44,8 +44,9 @@
 //! written, no second reservation); the same key with another hash is a
 //! `Conflict { code: "idempotency_key_reused" }`. Keys are scoped per tenant and buyer and are
 //! kept for [`IDEMPOTENCY_KEY_RETENTION_MS`] (24 hours); after that the key is free again.
-//! Expired keys are deleted lazily, at most [`IDEMPOTENCY_CLEANUP_PER_COMMAND`] by each
-//! placement. A rejected placement records no key, so a corrected retry may use it.
+//! Expired keys are deleted lazily: a placement whose order id is a multiple of
+//! [`IDEMPOTENCY_CLEANUP_EVERY`] deletes at most [`IDEMPOTENCY_CLEANUP_PER_COMMAND`], which
+//! outpaces the one key a placement adds. A rejected placement records no key, so a corrected retry may use it.
 //!
 //! Lists are in id order (oldest first) with an `after` cursor, stable under concurrent
 //! inserts because ids only grow; a status filter uses a status index, so filtered pages are
@@ -82,6 +83,9 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 pub const IDEMPOTENCY_KEY_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 /// Upper bound on expired idempotency keys one placement deletes.
 pub const IDEMPOTENCY_CLEANUP_PER_COMMAND: usize = 16;
+/// Placements (by order id) between two that look for expired idempotency keys: looking costs
+/// a scan, and almost always finds none.
+pub const IDEMPOTENCY_CLEANUP_EVERY: u64 = 4;
 /// Upper bound on an approval note or a cancellation reason, in bytes.
 pub const NOTE_BYTES_MAX: usize = 500;
 /// Upper bound on a shipment tracking reference, in bytes.

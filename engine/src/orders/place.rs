@@ -2,10 +2,10 @@
 //! line, splits the order per manufacturer and issues the invoice.
 
 use super::{
-    IDEMPOTENCY_CLEANUP_PER_COMMAND, IDEMPOTENCY_KEY_RETENTION_MS, NOTE_BYTES_MAX,
-    ORDER_LINE_QTY_MAX, ORDER_LINES_MAX, OrderLineInput, OrdersOutput, PO_NUMBER_BYTES_MAX,
-    PlaceOrder, PlacedOrder, ProductRef, Reorder, billing, idempotency_key, invalid, key_reused,
-    lifecycle, not_found, optional_text, reads,
+    IDEMPOTENCY_CLEANUP_EVERY, IDEMPOTENCY_CLEANUP_PER_COMMAND, IDEMPOTENCY_KEY_RETENTION_MS,
+    NOTE_BYTES_MAX, ORDER_LINE_QTY_MAX, ORDER_LINES_MAX, OrderLineInput, OrdersOutput,
+    PO_NUMBER_BYTES_MAX, PlaceOrder, PlacedOrder, ProductRef, Reorder, billing, idempotency_key,
+    invalid, key_reused, lifecycle, not_found, optional_text, reads,
 };
 use crate::command::{Applied, Ctx, LineProblem, Rejection, reject};
 use crate::inventory;
@@ -137,7 +137,6 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
             expired_key_created_at = Some(record.created_at_ms);
         }
     }
-    remove_expired_keys(ctx)?;
 
     let Some(retailer) = ctx.tx.get(&RETAILERS, &p.retailer_id)? else {
         return reject(not_found("retailer", p.retailer_id));
@@ -290,6 +289,9 @@ fn place(ctx: &mut Ctx<'_, '_>, p: Placement<'_>) -> Applied<OrdersOutput> {
             .push(line);
     }
     let order_id = ctx.next_id("order")?;
+    if order_id % IDEMPOTENCY_CLEANUP_EVERY == 0 {
+        remove_expired_keys(ctx)?;
+    }
     let first_suborder_id = next_ids(ctx, "suborder", by_manufacturer.len() as u64)?;
     let mut groups: Vec<(u64, u64, Vec<CheckedLine>)> = Vec::with_capacity(by_manufacturer.len());
     for (suborder_id, (manufacturer_id, lines)) in (first_suborder_id..).zip(by_manufacturer) {
