@@ -29,6 +29,7 @@ use crate::envelope;
 use crate::error::{ApplyError, ExecuteError, StorageError};
 use crate::ids::{BucketId, Lsn, ShardId};
 use crate::keys::{self, split_physical};
+use crate::reply::BlockingSender;
 use crate::tables::{
     BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN,
     SHARD_META, SHARD_PROBE,
@@ -58,11 +59,11 @@ pub struct WriterLimits {
 }
 
 /// Where a writer sends an answer: to an async caller or to a blocked thread. (tokio's
-/// `blocking_recv` panics when called on a runtime thread, so blocking callers get a channel
+/// `blocking_recv` panics when called on a runtime thread, so blocking callers get a one-shot
 /// that merely blocks.)
 pub(crate) enum Reply<T> {
     Async(oneshot::Sender<T>),
-    Blocking(crossbeam_channel::Sender<T>),
+    Blocking(BlockingSender<T>),
     /// Nobody waits: a command applied again from the write-ahead log at open.
     Replay,
 }
@@ -74,9 +75,7 @@ impl<T> Reply<T> {
             Reply::Async(tx) => {
                 let _ = tx.send(value);
             }
-            Reply::Blocking(tx) => {
-                let _ = tx.send(value);
-            }
+            Reply::Blocking(tx) => tx.send(value),
             Reply::Replay => {}
         }
     }

@@ -9,6 +9,7 @@ use crate::envelope::{self, Record};
 use crate::error::{ExecuteError, OpenError, StorageError};
 use crate::fault::{FaultInjector, FaultyBackend};
 use crate::ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId};
+use crate::reply::blocking_reply;
 use crate::shard::{
     InternalOp, InternalOutput, Op, Reply, ShardHealth, Writer, WriterLimits, WriterMetrics,
 };
@@ -461,7 +462,7 @@ impl<C: Command> Storage<C> {
     /// Blocking form of [`Storage::execute`], for threads outside an async runtime; waits for
     /// room in the queue instead of refusing.
     pub fn execute_blocking(&self, command: C) -> Result<C::Output, ExecuteError<C::Rejection>> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        let (reply, rx) = blocking_reply();
         self.submit(command, Reply::Blocking(reply))?;
         rx.recv()
             .map_err(|_| ExecuteError::Storage(StorageError::Closed))?
@@ -472,7 +473,7 @@ impl<C: Command> Storage<C> {
         shard: &Shard<C>,
         op: InternalOp,
     ) -> Result<InternalOutput, StorageError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        let (reply, rx) = blocking_reply();
         let reply = Reply::Blocking(reply);
         shard
             .tx

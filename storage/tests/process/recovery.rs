@@ -13,6 +13,14 @@ const DIR_ENV: &str = "MERCATO_RECOVERY_DIR";
 /// Commands the sequential scenarios write, one per batch and so one log record each.
 const WRITES: u64 = 20;
 const TENANT: u64 = 1;
+/// Writer threads and writes per thread of the `size_checkpoint` scenario. Enough writes that
+/// checkpoints by log size must run several times however large the batches are: a command
+/// takes 18-50 bytes of log (one command per record up to whole batches in one record), and a
+/// checkpoint runs at `CHECKPOINT_WAL_BYTES_MIN` (64 KiB), so at most ~3,700 commands are in the
+/// log at the end, fewer than half of these. (With 8 x 400 writes and large batches, a run could
+/// end before its first checkpoint.)
+const SIZE_CHECKPOINT_WRITERS: u64 = 8;
+const SIZE_CHECKPOINT_WRITES: u64 = 1500;
 
 /// One shard, and no checkpoint while the child lives unless the scenario asks for one.
 fn child_config(dir: &Path) -> StorageConfig {
@@ -56,9 +64,11 @@ fn recovery_child() {
             std::thread::sleep(Duration::from_millis(300));
         }
         "size_checkpoint" => std::thread::scope(|scope| {
-            for w in 0..8 {
+            for w in 0..SIZE_CHECKPOINT_WRITERS {
                 let s = &s;
-                scope.spawn(move || (0..400).for_each(|i| put(s, TENANT, w * 1000 + i)));
+                scope.spawn(move || {
+                    (0..SIZE_CHECKPOINT_WRITES).for_each(|i| put(s, TENANT, w * 10_000 + i))
+                });
             }
         }),
         "write_reader_write" => {
@@ -249,7 +259,7 @@ fn a_checkpoint_makes_the_redb_file_durable_and_empties_the_log() {
         let report = verify_data_dir(dir.path()).unwrap();
         assert!(report.is_consistent(), "{scenario}: {:?}", report.problems);
         let written = if scenario == "size_checkpoint" {
-            8 * 400
+            SIZE_CHECKPOINT_WRITERS * SIZE_CHECKPOINT_WRITES
         } else {
             WRITES
         };
@@ -269,9 +279,9 @@ fn a_checkpoint_makes_the_redb_file_durable_and_empties_the_log() {
         }
         let s = open_one(dir.path());
         if scenario == "size_checkpoint" {
-            for w in 0..8 {
-                for i in 0..400 {
-                    let k = w * 1000 + i;
+            for w in 0..SIZE_CHECKPOINT_WRITERS {
+                for i in 0..SIZE_CHECKPOINT_WRITES {
+                    let k = w * 10_000 + i;
                     assert_eq!(get(&s, TENANT, k), Some(k + 1), "{scenario}: key {k}");
                 }
             }
