@@ -1118,6 +1118,7 @@ fn open_shard<C: Command>(
         metrics: WriterMetrics::new(id),
         wal,
         record: RecordBuf::default(),
+        entry_buf: Vec::new(),
         pending_since: None,
     };
     // Crash recovery: what the log holds above the redb file's durable state is applied again,
