@@ -58,6 +58,7 @@ pub mod tables;
 mod txn;
 mod verify;
 mod wal;
+mod write_behind;
 
 pub use blob::{BlobHash, BlobPut};
 pub use changelog::{ChangeEntry, ChangeKind, ChangePage, ChangedRow};

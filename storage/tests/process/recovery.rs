@@ -333,3 +333,107 @@ fn writes_after_a_bucket_move_are_recovered_on_the_new_shard() {
     let report = verify_data_dir(dir.path()).unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);
 }
+
+/// A checkpoint moves appends to the shard's other log while its sync runs; a crash before the
+/// sync leaves the records in both logs, all above the redb file's durable LSN. Made here from a
+/// one-log run: records 1..=10 stay in log 0, records 11..=20 move to log 1.
+#[test]
+fn records_split_over_both_logs_are_replayed_in_lsn_order() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let zero = wal_file(dir.path(), 0);
+    let one = dir.path().join("shards").join("0000-1.wal");
+    let log = std::fs::read(&zero).unwrap();
+    let offsets = record_offsets(&log);
+    let split = offsets[10];
+    let mut second = std::fs::read(&one).unwrap();
+    assert_eq!(second.len(), 36, "log 1 holds only its header");
+    second.extend_from_slice(&log[split..]);
+    std::fs::write(&one, &second).unwrap();
+    std::fs::write(&zero, &log[..split]).unwrap();
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, WRITES, "{report:?}");
+
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    let lsns: Vec<_> = s
+        .changes(ShardId(0), 0, 100)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.lsn)
+        .collect();
+    assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
+    s.close().unwrap();
+    drop(s);
+    for path in [&zero, &one] {
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 36);
+    }
+
+    // Without the first half, the second cannot be applied: refused, and nothing changed.
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let zero = wal_file(dir.path(), 0);
+    let one = dir.path().join("shards").join("0000-1.wal");
+    let log = std::fs::read(&zero).unwrap();
+    let split = record_offsets(&log)[10];
+    let mut second = std::fs::read(&one).unwrap();
+    second.extend_from_slice(&log[split..]);
+    std::fs::write(&one, &second).unwrap();
+    std::fs::write(&zero, &log[..36]).unwrap();
+    let err = Storage::<Kv>::open(child_config(dir.path()))
+        .err()
+        .expect("a gap in the records must be refused");
+    assert!(err.to_string().contains("records are missing"), "{err}");
+    assert!(!verify_data_dir(dir.path()).unwrap().is_consistent());
+    assert_eq!(std::fs::read(&one).unwrap(), second);
+}
+
+/// A format-2 directory (one log per shard) left with acknowledged writes in its log: the next
+/// open adds the second log, replays the first, and upgrades.
+#[test]
+fn a_format_2_directory_with_records_in_its_log_is_recovered_and_upgraded() {
+    use mercato_storage::tables::{
+        FORMAT_VERSION, META, META_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_META,
+    };
+    use redb::ReadableDatabase;
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let shards = dir.path().join("shards");
+    std::fs::remove_file(shards.join("0000-1.wal")).unwrap();
+    let set_version = |path: &Path, table: redb::TableDefinition<&str, &[u8]>, key: &str| {
+        let db = redb::Database::open(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(table)
+            .unwrap()
+            .insert(key, 2u32.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    };
+    set_version(&shards.join("0000.redb"), SHARD_META, SHARD_FORMAT_VERSION);
+    set_version(&dir.path().join("meta.redb"), META, META_FORMAT_VERSION);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, WRITES, "{report:?}");
+
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    assert_eq!(s.last_lsn(ShardId(0)).unwrap(), WRITES);
+    s.close().unwrap();
+    drop(s);
+    assert!(shards.join("0000-1.wal").exists());
+    let db = redb::Database::open(dir.path().join("meta.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let version = txn
+        .open_table(META)
+        .unwrap()
+        .get(META_FORMAT_VERSION)
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
+    assert_eq!(version, FORMAT_VERSION.to_le_bytes());
+}
