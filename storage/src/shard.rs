@@ -52,6 +52,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// Batches with at most this many answers are answered by the writer itself, not by the
+/// shard's reply thread (one caller: the hand-off would add a wake-up to its wait).
+const REPLY_INLINE_MAX: usize = 2;
+
 /// How often an idle writer looks whether a checkpoint's sync is done.
 const CHECKPOINT_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -544,8 +548,9 @@ impl Writer {
         match self.write_batch(batch, &mut done, false) {
             Ok(()) => {
                 match replier {
-                    Some(replier) => replier.push(done),
-                    None => done.into_iter().for_each(Done::send),
+                    // A hand-off costs a wake-up of its own: worth it only for several answers.
+                    Some(replier) if done.len() > REPLY_INLINE_MAX => replier.push(done),
+                    _ => done.into_iter().for_each(Done::send),
                 }
                 self.metrics.batch_size.record(count as f64);
                 self.metrics
