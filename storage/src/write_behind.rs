@@ -31,14 +31,15 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Upper bound on the bytes of writes waiting for the flusher. A write that would pass it waits
-/// for the flusher. A checkpoint of a busy second is ~15 MiB on the development VM.
-pub const WRITE_BEHIND_BYTES_MAX: usize = 512 << 20;
+/// Upper bound on the bytes of writes waiting for the flusher, per shard. A write that would
+/// pass it waits for the flusher. A checkpoint of a busy second is ~12 MiB on the development VM
+/// (~3,000 pages), one of 4 MiB of log a quarter of that.
+pub const WRITE_BEHIND_BYTES_MAX: usize = 256 << 20;
 /// Bytes of writes gathered before they are handed to the flusher even without a sync (writes
 /// between two syncs need no order among themselves).
 const OPEN_BYTES_MAX: usize = 32 << 20;
-/// Upper bound on the buffers kept for reuse (see [`BufferPool`]).
-const SPARE_BUFFERS_MAX: usize = 16_384;
+/// Upper bound on the buffers kept for reuse (see [`BufferPool`]): 16 MiB of 4 KiB pages.
+const SPARE_BUFFERS_MAX: usize = 4096;
 
 /// Names one `sync_data` call: done once everything written before it is synced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
