@@ -11,8 +11,9 @@
 //! `fdatasync`s. The machines are shared and noisy: compare numbers as ratios within one run,
 //! never across runs.
 //!
-//! After each group-commit benchmark a line `writes: ...` on stderr gives the writes done in
-//! total (warm-up included). Divided by the commits, counted from outside, it is the mean batch
+//! After each group-commit benchmark a line on stderr gives the writes done in total and the
+//! latency of one write as its caller saw it (p50, p99, p99.9, max over every write, warm-up
+//! included). Divided by the commits, counted from outside, it is the mean batch
 //! size; redb makes one `fdatasync` per durable commit, so on a filtered run:
 //! `perf record -e syscalls:sys_enter_fdatasync <bench binary> --bench 'group_commit/engine_1shard/64$'`
 //! then `perf report --sort comm` (the shard writer threads are `shard-NNNN-writ`).
@@ -30,8 +31,8 @@ use rand::{Rng, SeedableRng};
 use redb::{Database, Durability, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
@@ -333,10 +334,56 @@ fn run_writers(writers: usize, iters: u64, write: &(dyn Fn(usize, u64) + Sync)) 
     started.elapsed()
 }
 
-fn report_writes(id: &str, writes: &AtomicU64) {
+/// Every write's latency as its caller saw it, one list per writer thread (so the lists are
+/// never contended), in microseconds.
+struct Latencies {
+    per_writer: Vec<Mutex<Vec<u32>>>,
+}
+
+impl Latencies {
+    fn new(writers: usize) -> Latencies {
+        Latencies {
+            per_writer: (0..writers).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// Runs `write` and records how long it took.
+    fn time(&self, writer: usize, write: impl FnOnce()) {
+        let started = Instant::now();
+        write();
+        let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        self.per_writer[writer]
+            .lock()
+            .expect("latency list")
+            .push(micros);
+    }
+
+    /// All samples so far, sorted; the lists are emptied.
+    fn take_sorted(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self
+            .per_writer
+            .iter()
+            .flat_map(|l| std::mem::take(&mut *l.lock().expect("latency list")))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// Prints the writes done and their latency percentiles, and resets both.
+fn report_writes(id: &str, writes: &AtomicU64, latencies: &Latencies) {
+    let sorted = latencies.take_sorted();
+    let at = |q: f64| -> f64 {
+        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+        f64::from(sorted.get(i).copied().unwrap_or(0)) / 1000.0
+    };
     eprintln!(
-        "{id}: writes: {} in total (warm-up included)",
-        writes.swap(0, Ordering::Relaxed)
+        "{id}: writes: {} in total (warm-up included); latency ms: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        writes.swap(0, Ordering::Relaxed),
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        at(1.0),
     );
 }
 
@@ -383,6 +430,7 @@ fn group_commit(c: &mut Criterion) {
     let writers_max = WRITERS.into_iter().max().unwrap_or(1).max(64);
     let values: Vec<Vec<u8>> = (0..writers_max).map(writer_value).collect();
     let writes = AtomicU64::new(0);
+    let latencies = Latencies::new(writers_max);
 
     // `one_tenant`: every writer writes for the same tenant (all rows land in one place of the
     // B-tree); otherwise each writer has its own tenant, as independent clients would.
@@ -410,7 +458,9 @@ fn group_commit(c: &mut Criterion) {
             let write = |w: usize, count: u64| {
                 for _ in 0..count {
                     let seq = seqs[w].fetch_add(1, Ordering::Relaxed);
-                    engine_put(&storage, tenants[w], time_key(w, seq), &values[w]);
+                    latencies.time(w, || {
+                        engine_put(&storage, tenants[w], time_key(w, seq), &values[w]);
+                    });
                 }
                 writes.fetch_add(count, Ordering::Relaxed);
             };
@@ -418,7 +468,11 @@ fn group_commit(c: &mut Criterion) {
             storage.close().expect("close");
         });
         if ran {
-            report_writes(&format!("group_commit/{name}/{writers}"), &writes);
+            report_writes(
+                &format!("group_commit/{name}/{writers}"),
+                &writes,
+                &latencies,
+            );
         }
     };
     for writers in WRITERS {
@@ -433,14 +487,18 @@ fn group_commit(c: &mut Criterion) {
             let write = |w: usize, count: u64| {
                 for _ in 0..count {
                     let seq = seqs[w].fetch_add(1, Ordering::Relaxed);
-                    raw_put(&db, time_key(w, seq), &values[w]);
+                    latencies.time(w, || raw_put(&db, time_key(w, seq), &values[w]));
                 }
                 writes.fetch_add(count, Ordering::Relaxed);
             };
             b.iter_custom(|iters| run_writers(writers, iters, &write));
         });
         if ran {
-            report_writes(&format!("group_commit/raw_redb/{writers}"), &writes);
+            report_writes(
+                &format!("group_commit/raw_redb/{writers}"),
+                &writes,
+                &latencies,
+            );
         }
     }
     engine(&mut group, 4, 64, false);

@@ -71,15 +71,22 @@ pub enum EnvelopeError {
 /// Encodes a record inside the envelope.
 pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
+    encode_into(record, &mut out);
+    out
+}
+
+/// [`encode`] into a buffer the caller reuses (its contents are replaced), so that a loop
+/// encoding many records allocates once.
+pub fn encode_into<R: Record>(record: &R, out: &mut Vec<u8>) {
+    out.clear();
     out.push(MAGIC);
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&R::KIND.to_le_bytes());
     out.extend_from_slice(&R::VERSION.to_le_bytes());
     // postcard only fails for types serde cannot describe (maps with non-string keys are
     // fine, sequences of unknown length are not produced by derived types).
-    postcard::to_io(record, &mut out)
+    postcard::to_io(record, &mut *out)
         .expect("invariant: derived serde types always encode with postcard");
-    out
 }
 
 /// Reads the kind and version of an envelope without decoding the payload.

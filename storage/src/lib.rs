@@ -50,6 +50,7 @@ mod error;
 mod fault;
 mod ids;
 pub mod keys;
+mod reply;
 mod reshard;
 mod shard;
 mod storage;
@@ -57,6 +58,7 @@ pub mod tables;
 mod txn;
 mod verify;
 mod wal;
+mod write_behind;
 
 pub use blob::{BlobHash, BlobPut};
 pub use changelog::{ChangeEntry, ChangeKind, ChangePage, ChangedRow};

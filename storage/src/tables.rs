@@ -47,7 +47,8 @@ pub const SHARD_PROBE: &str = "probe";
 pub const BLOB_REF_TABLE_ID: u16 = 0xFF01;
 
 /// On-disk format version of `meta.redb` and of each shard file. Version 2 added the per-shard
-/// write-ahead log (`shards/NNNN.wal`); a version-1 directory is upgraded at open.
-pub const FORMAT_VERSION: u32 = 2;
+/// write-ahead log (`shards/NNNN.wal`), version 3 its second file (`shards/NNNN-1.wal`); older
+/// directories are upgraded at open.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build opens.
 pub const FORMAT_VERSION_OLDEST: u32 = 1;

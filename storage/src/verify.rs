@@ -20,7 +20,7 @@ use crate::tables::{
     SHARD_META,
 };
 use crate::txn::decode_count;
-use crate::wal::{self, WalError, wal_path};
+use crate::wal::{self, LOGS_PER_SHARD, WalError, wal_path};
 use redb::{ReadableDatabase, ReadableTable};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -196,54 +196,55 @@ fn check_wal(
         None => FORMAT_VERSION,
     };
     drop(txn);
-    let path = wal_path(dir, id);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        // Format 1 had no log; the next open creates it.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && version < FORMAT_VERSION => {
-            return Ok(());
+    let mut logs: Vec<(u16, std::path::PathBuf, Vec<u8>)> = Vec::with_capacity(LOGS_PER_SHARD);
+    for index in 0..LOGS_PER_SHARD as u16 {
+        let path = wal_path(dir, id, index);
+        match std::fs::read(&path) {
+            Ok(bytes) => logs.push((index, path, bytes)),
+            // Format 1 had no log and format 2 one; the next open creates the missing ones.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && version < FORMAT_VERSION
+                    && u32::from(index) + 1 >= version =>
+            {
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(format!(
+                    "shard {id}: write-ahead log {}: {e}",
+                    path.display()
+                ));
+                return Ok(());
+            }
         }
-        Err(e) => {
-            report.problems.push(format!(
-                "shard {id}: write-ahead log {}: {e}",
-                path.display()
-            ));
+    }
+    let mut parsed = Vec::with_capacity(logs.len());
+    for (index, path, bytes) in &logs {
+        match wal::parse(bytes, id, data_dir_id, *index, last) {
+            Ok(contents) => {
+                report.wal_tail_bytes += contents.tail_bytes;
+                parsed.push(contents);
+            }
+            Err(WalError::Foreign(reason) | WalError::Corrupt(reason)) => {
+                report.problems.push(format!(
+                    "shard {id}: write-ahead log {}: {reason}",
+                    path.display()
+                ));
+                return Ok(());
+            }
+        }
+    }
+    // The records above the durable state, of both logs, must continue it without a gap.
+    let pending = match wal::pending_records(&parsed, last) {
+        Ok(pending) => pending,
+        Err(reason) => {
+            report
+                .problems
+                .push(format!("shard {id}: write-ahead logs: {reason}"));
             return Ok(());
         }
     };
-    let contents = match wal::parse(&bytes, id, data_dir_id, last) {
-        Ok(contents) => contents,
-        Err(WalError::Foreign(reason) | WalError::Corrupt(reason)) => {
-            report.problems.push(format!(
-                "shard {id}: write-ahead log {}: {reason}",
-                path.display()
-            ));
-            return Ok(());
-        }
-    };
-    report.wal_tail_bytes += contents.tail_bytes;
-    // Records are consecutive (checked by the parser): only the first one above the durable
-    // state has to meet it.
-    let mut met = false;
-    for record in &contents.records {
-        if record.last_lsn() <= last {
-            continue;
-        }
-        if !met && record.first_lsn > last + 1 {
-            report.problems.push(format!(
-                "shard {id}: write-ahead log record at offset {} starts at LSN {}, but the redb file is durable only up to LSN {last}",
-                record.offset, record.first_lsn
-            ));
-            return Ok(());
-        }
-        met = true;
-        if record.first_lsn <= last {
-            report.problems.push(format!(
-                "shard {id}: write-ahead log record at offset {} spans the redb file's durable LSN {last}",
-                record.offset
-            ));
-            return Ok(());
-        }
+    for record in pending {
         for (i, command) in record.commands.iter().enumerate() {
             if let Err(e) = envelope::peek(command) {
                 report.problems.push(format!(

@@ -1,4 +1,5 @@
-//! The per-shard write-ahead log: `shards/NNNN.wal`, next to the shard's redb file.
+//! The per-shard write-ahead log: two files, `shards/NNNN.wal` and `shards/NNNN-1.wal`, next to
+//! the shard's redb file.
 //!
 //! The writer commits each batch to redb without a sync (`Durability::None`), so a commit costs
 //! no scattered page writes. What makes a batch durable is one sequential append to this file,
@@ -7,13 +8,21 @@
 //! file durable (a checkpoint) and empties the log. At open, the records above the redb file's
 //! durable `last_lsn` are applied again through the same write path.
 //!
+//! Why two files: a checkpoint's redb commit returns before its sync is done (the sync runs on
+//! another thread, `write_behind.rs`), and new batches keep coming meanwhile. The records the
+//! checkpoint covers must stay until its sync is done, so at a checkpoint the writer leaves them
+//! in the file they are in and appends to the other file, from its start. The other file is free
+//! by then: everything in it is covered by the previous checkpoint, whose sync is done (the
+//! writer starts no checkpoint before). At open, the records of both files above the durable
+//! `last_lsn` are taken together, in LSN order.
+//!
 //! Emptying the log after a checkpoint only moves the append position back to the start: the
 //! file keeps its size and the next records overwrite the old ones. Overwriting blocks that are
 //! already allocated makes `fdatasync` cheaper than growing the file (no size change to journal:
 //! ~0.19 ms instead of ~0.29 ms per sync on the development VM). The log is the chain of records
 //! from the start with consecutive LSNs; where the chain stops, what follows (a record cut by a
 //! crash, older records from before the last checkpoint, whose LSNs are lower) is not part of
-//! it. A clean close and every open cut the file back to its header.
+//! it. A clean close and every open cut both files back to their header.
 //!
 //! The byte layout (also in `docs/storage-format.md`):
 //!
@@ -22,7 +31,7 @@
 //! 0   8  magic "MERCWAL\0"
 //! 8   4  log format version, u32 LE (1)
 //! 12  2  shard id, u16 LE
-//! 14  2  reserved, 0
+//! 14  2  log index, u16 LE: 0 for NNNN.wal, 1 for NNNN-1.wal (was reserved, 0)
 //! 16  16 data directory id, u128 LE
 //! 32  4  CRC-32C of bytes 0..32
 //!
@@ -52,6 +61,8 @@ use std::sync::Arc;
 pub const FILE_MAGIC: [u8; 8] = *b"MERCWAL\0";
 /// Version of the log's byte layout (file header and records).
 pub const WAL_FORMAT_VERSION: u32 = 1;
+/// Log files per shard.
+pub const LOGS_PER_SHARD: usize = 2;
 /// Bytes of the file header.
 pub const FILE_HEADER_LEN: u64 = 36;
 /// First bytes of every record.
@@ -121,15 +132,21 @@ pub(crate) struct WalContents<'a> {
     pub tail_bytes: u64,
 }
 
-pub(crate) fn wal_path(dir: &Path, shard: ShardId) -> PathBuf {
-    dir.join("shards").join(format!("{shard}.wal"))
+/// The path of a shard's log `index` (0 or 1).
+pub(crate) fn wal_path(dir: &Path, shard: ShardId, index: u16) -> PathBuf {
+    let name = match index {
+        0 => format!("{shard}.wal"),
+        n => format!("{shard}-{n}.wal"),
+    };
+    dir.join("shards").join(name)
 }
 
-fn file_header(shard: ShardId, data_dir_id: u128) -> [u8; HEADER_LEN] {
+fn file_header(shard: ShardId, data_dir_id: u128, index: u16) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(&FILE_MAGIC);
     h[8..12].copy_from_slice(&WAL_FORMAT_VERSION.to_le_bytes());
     h[12..14].copy_from_slice(&shard.0.to_le_bytes());
+    h[14..16].copy_from_slice(&index.to_le_bytes());
     h[16..32].copy_from_slice(&data_dir_id.to_le_bytes());
     let crc = crc32c(&h[0..32]);
     h[32..36].copy_from_slice(&crc.to_le_bytes());
@@ -156,15 +173,21 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Wal {
-    /// Creates (or empties) a shard's log: only the header, synced, with the directory entry.
-    pub(crate) fn create(path: &Path, shard: ShardId, data_dir_id: u128) -> io::Result<()> {
+    /// Creates (or empties) one of a shard's logs: only the header, synced, with the directory
+    /// entry.
+    pub(crate) fn create(
+        path: &Path,
+        shard: ShardId,
+        data_dir_id: u128,
+        index: u16,
+    ) -> io::Result<()> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
-        file.write_all_at(&file_header(shard, data_dir_id), 0)?;
+        file.write_all_at(&file_header(shard, data_dir_id, index), 0)?;
         file.sync_all()?;
         if let Some(parent) = path.parent() {
             sync_dir(parent)?;
@@ -436,6 +459,7 @@ pub(crate) fn parse(
     bytes: &[u8],
     shard: ShardId,
     data_dir_id: u128,
+    index: u16,
     durable_lsn: Lsn,
 ) -> Result<WalContents<'_>, WalError> {
     if bytes.len() < HEADER_LEN {
@@ -463,6 +487,12 @@ pub(crate) fn parse(
     if file_shard != shard.0 {
         return Err(WalError::Foreign(format!(
             "the log says it is shard {file_shard}, expected {shard}"
+        )));
+    }
+    let file_index = u16_at(h, 14);
+    if file_index != index {
+        return Err(WalError::Foreign(format!(
+            "the log says it is log {file_index} of its shard, expected {index}"
         )));
     }
     let mut id = [0u8; 16];
@@ -520,6 +550,43 @@ pub(crate) fn parse(
     })
 }
 
+/// The records of both logs that the redb file does not hold yet (those above `durable_lsn`),
+/// in LSN order. They must continue the redb file's state without a gap: from `durable_lsn +
+/// 1`, each record starting where the one before ended. The error says what is missing.
+pub(crate) fn pending_records<'c, 'a>(
+    logs: &'c [WalContents<'a>],
+    durable_lsn: Lsn,
+) -> Result<Vec<&'c WalRecord<'a>>, String> {
+    let mut records: Vec<&WalRecord<'a>> = logs
+        .iter()
+        .flat_map(|log| log.records.iter())
+        .filter(|record| record.last_lsn() > durable_lsn)
+        .collect();
+    records.sort_by_key(|record| record.first_lsn);
+    let mut next = durable_lsn + 1;
+    for record in &records {
+        if record.first_lsn != next {
+            return Err(if record.first_lsn > next {
+                format!(
+                    "a log record at offset {} starts at LSN {}, but the redb file and the records before it end at LSN {}: records are missing",
+                    record.offset,
+                    record.first_lsn,
+                    next - 1
+                )
+            } else {
+                format!(
+                    "a log record at offset {} starts at LSN {}, inside what the redb file and the records before it hold (up to LSN {})",
+                    record.offset,
+                    record.first_lsn,
+                    next - 1
+                )
+            });
+        }
+        next = record.last_lsn() + 1;
+    }
+    Ok(records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,7 +594,11 @@ mod tests {
     const DIR_ID: u128 = 0x1234_5678_9abc_def0_0fed_cba9_8765_4321;
 
     fn log_bytes(records: &[(Lsn, &[&[u8]])]) -> Vec<u8> {
-        let mut out = file_header(ShardId(3), DIR_ID).to_vec();
+        log_bytes_of(0, records)
+    }
+
+    fn log_bytes_of(index: u16, records: &[(Lsn, &[&[u8]])]) -> Vec<u8> {
+        let mut out = file_header(ShardId(3), DIR_ID, index).to_vec();
         for (first, commands) in records {
             let mut rec = RecordBuf::default();
             for (i, c) in commands.iter().enumerate() {
@@ -541,7 +612,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let bytes = log_bytes(&[(5, &[b"abc", b""]), (7, &[b"hello"])]);
-        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0).unwrap();
+        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0, 0).unwrap();
         assert_eq!(parsed.tail_bytes, 0);
         assert_eq!(parsed.valid_end, bytes.len() as u64);
         assert_eq!(parsed.records.len(), 2);
@@ -571,9 +642,9 @@ mod tests {
     #[test]
     fn every_cut_of_the_last_record_ends_the_chain() {
         let bytes = log_bytes(&[(1, &[b"first"]), (2, &[b"second", b"third"])]);
-        let second = parse(&bytes, ShardId(3), DIR_ID, 0).unwrap().records[1].offset as usize;
+        let second = parse(&bytes, ShardId(3), DIR_ID, 0, 0).unwrap().records[1].offset as usize;
         for cut in second + 1..bytes.len() {
-            let parsed = parse(&bytes[..cut], ShardId(3), DIR_ID, 0).unwrap();
+            let parsed = parse(&bytes[..cut], ShardId(3), DIR_ID, 0, 0).unwrap();
             assert_eq!(parsed.records.len(), 1, "cut at {cut}");
             assert_eq!(parsed.valid_end, second as u64);
             assert_eq!(parsed.tail_bytes, (cut - second) as u64);
@@ -581,7 +652,7 @@ mod tests {
         // Garbage (or zeros) after the last record is a tail too.
         let mut zeros = bytes.clone();
         zeros.extend_from_slice(&[0u8; 100]);
-        let parsed = parse(&zeros, ShardId(3), DIR_ID, 0).unwrap();
+        let parsed = parse(&zeros, ShardId(3), DIR_ID, 0, 0).unwrap();
         assert_eq!(parsed.records.len(), 2);
         assert_eq!(parsed.valid_end, bytes.len() as u64);
         assert_eq!(parsed.tail_bytes, 100);
@@ -590,13 +661,13 @@ mod tests {
     #[test]
     fn a_damaged_record_followed_by_a_newer_valid_one_is_corruption() {
         let bytes = log_bytes(&[(1, &[b"first"]), (2, &[b"second"]), (3, &[b"third"])]);
-        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0).unwrap();
+        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0, 0).unwrap();
         let second = parsed.records[1].offset as usize;
         // A flipped bit in the body, then in the header.
         for at in [second + RECORD_HEADER_LEN + 5, second + 9] {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            let err = parse(&damaged, ShardId(3), DIR_ID, 0).unwrap_err();
+            let err = parse(&damaged, ShardId(3), DIR_ID, 0, 0).unwrap_err();
             let WalError::Corrupt(reason) = err else {
                 panic!("not corruption: {err:?}")
             };
@@ -606,7 +677,7 @@ mod tests {
         let third = parsed.records[2].offset as usize;
         let mut damaged = bytes.clone();
         damaged[third + RECORD_HEADER_LEN + 1] ^= 0x01;
-        let parsed = parse(&damaged, ShardId(3), DIR_ID, 0).unwrap();
+        let parsed = parse(&damaged, ShardId(3), DIR_ID, 0, 0).unwrap();
         assert_eq!(parsed.records.len(), 2);
         assert_eq!(parsed.valid_end, third as u64);
     }
@@ -623,7 +694,7 @@ mod tests {
         let new = log_bytes(&[(4, &[b"d"])]);
         let mut bytes = old.clone();
         bytes[..new.len()].copy_from_slice(&new);
-        let parsed = parse(&bytes, ShardId(3), DIR_ID, 3).unwrap();
+        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0, 3).unwrap();
         assert_eq!(parsed.records.len(), 1);
         assert_eq!(parsed.records[0].first_lsn, 4);
         assert_eq!(parsed.valid_end, new.len() as u64);
@@ -631,16 +702,16 @@ mod tests {
         let exact = log_bytes(&[(4, &[&[b'x'; 40][..]])]);
         let mut bytes = old.clone();
         bytes[..exact.len()].copy_from_slice(&exact);
-        let parsed = parse(&bytes, ShardId(3), DIR_ID, 3).unwrap();
+        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0, 3).unwrap();
         assert_eq!(parsed.records.len(), 1);
         // A torn first record after a checkpoint, old records behind it: not corruption.
         let mut bytes = old.clone();
         bytes[HEADER_LEN + 40] ^= 0xFF;
-        let parsed = parse(&bytes, ShardId(3), DIR_ID, 3).unwrap();
+        let parsed = parse(&bytes, ShardId(3), DIR_ID, 0, 3).unwrap();
         assert!(parsed.records.is_empty());
         // But the same damage before the old records were checkpointed is.
         assert!(matches!(
-            parse(&bytes, ShardId(3), DIR_ID, 0),
+            parse(&bytes, ShardId(3), DIR_ID, 0, 0),
             Err(WalError::Corrupt(_))
         ));
     }
@@ -649,20 +720,20 @@ mod tests {
     fn foreign_and_gapped_logs_are_refused() {
         let bytes = log_bytes(&[(1, &[b"a"])]);
         assert!(matches!(
-            parse(&bytes, ShardId(4), DIR_ID, 0),
+            parse(&bytes, ShardId(4), DIR_ID, 0, 0),
             Err(WalError::Foreign(_))
         ));
         assert!(matches!(
-            parse(&bytes, ShardId(3), DIR_ID + 1, 0),
+            parse(&bytes, ShardId(3), DIR_ID + 1, 0, 0),
             Err(WalError::Foreign(_))
         ));
         let gapped = log_bytes(&[(1, &[b"a"]), (3, &[b"b"])]);
         assert!(matches!(
-            parse(&gapped, ShardId(3), DIR_ID, 0),
+            parse(&gapped, ShardId(3), DIR_ID, 0, 0),
             Err(WalError::Corrupt(_))
         ));
         assert!(matches!(
-            parse(&bytes[..20], ShardId(3), DIR_ID, 0),
+            parse(&bytes[..20], ShardId(3), DIR_ID, 0, 0),
             Err(WalError::Corrupt(_))
         ));
     }
@@ -675,5 +746,54 @@ mod tests {
         rec.push(11, b"b").unwrap();
         rec.clear();
         assert!(rec.is_empty());
+    }
+
+    #[test]
+    fn a_log_in_the_other_logs_place_is_refused() {
+        let bytes = log_bytes_of(1, &[(1, &[b"a"])]);
+        assert!(matches!(
+            parse(&bytes, ShardId(3), DIR_ID, 0, 0),
+            Err(WalError::Foreign(_))
+        ));
+        assert_eq!(
+            parse(&bytes, ShardId(3), DIR_ID, 1, 0)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
+        assert_eq!(&bytes[14..16], &[1, 0]);
+    }
+
+    #[test]
+    fn pending_records_of_both_logs_are_taken_in_lsn_order() {
+        // A checkpoint at LSN 3 moved appends to log 1; its sync did not end: the redb file is
+        // durable up to LSN 1 only. Log 0 holds 1..=3, log 1 holds 4..=5.
+        let zero = log_bytes_of(0, &[(1, &[b"a"]), (2, &[b"b", b"c"])]);
+        let one = log_bytes_of(1, &[(4, &[b"d"]), (5, &[b"e"])]);
+        let logs = [
+            parse(&zero, ShardId(3), DIR_ID, 0, 1).unwrap(),
+            parse(&one, ShardId(3), DIR_ID, 1, 1).unwrap(),
+        ];
+        let pending = pending_records(&logs, 1).unwrap();
+        let firsts: Vec<Lsn> = pending.iter().map(|r| r.first_lsn).collect();
+        assert_eq!(firsts, vec![2, 4, 5]);
+        // Durable up to 3: only log 1's records are pending.
+        let firsts: Vec<Lsn> = pending_records(&logs, 3)
+            .unwrap()
+            .iter()
+            .map(|r| r.first_lsn)
+            .collect();
+        assert_eq!(firsts, vec![4, 5]);
+        assert!(pending_records(&logs, 5).unwrap().is_empty());
+        // Without log 0, LSNs 2..=3 are missing.
+        let err = pending_records(&logs[1..], 1).unwrap_err();
+        assert!(err.contains("records are missing"), "{err}");
+        // Both logs holding the same LSNs is refused too.
+        let twice = [
+            parse(&zero, ShardId(3), DIR_ID, 0, 0).unwrap(),
+            parse(&zero, ShardId(3), DIR_ID, 0, 0).unwrap(),
+        ];
+        assert!(pending_records(&twice, 0).is_err());
     }
 }

@@ -76,6 +76,46 @@ fn a_format_1_directory_gets_its_logs_and_is_upgraded_at_open() {
             FORMAT_VERSION
         );
         assert!(shards.join(format!("{shard:04}.wal")).exists());
+        assert!(shards.join(format!("{shard:04}-1.wal")).exists());
+    }
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_format_2_directory_gets_its_second_log_and_is_upgraded_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    write_some(&s);
+    s.close().unwrap();
+    drop(s);
+    // Make it look like a directory written with one log per shard.
+    let shards = dir.path().join("shards");
+    for shard in 0..4 {
+        std::fs::remove_file(shards.join(format!("{shard:04}-1.wal"))).unwrap();
+        set_version(
+            &shards.join(format!("{shard:04}.redb")),
+            SHARD_META,
+            SHARD_FORMAT_VERSION,
+            2,
+        );
+    }
+    let meta = dir.path().join("meta.redb");
+    set_version(&meta, META, META_FORMAT_VERSION, 2);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+
+    let s = open(dir.path());
+    for tenant in 1..=8 {
+        assert_eq!(get(&s, tenant, 1), Some(tenant));
+    }
+    s.checkpoint().unwrap();
+    write_some(&s);
+    s.close().unwrap();
+    drop(s);
+    assert_eq!(version(&meta, META, META_FORMAT_VERSION), FORMAT_VERSION);
+    for shard in 0..4 {
+        assert!(shards.join(format!("{shard:04}-1.wal")).exists());
     }
     let report = verify_data_dir(dir.path()).unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);
@@ -105,7 +145,17 @@ fn a_missing_or_foreign_log_is_refused_with_a_clear_message() {
     assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
     assert!(err.to_string().contains("shard 0"), "{err}");
 
+    // A shard's logs swapped: each says which of the two it is.
     std::fs::write(shards.join("0001.wal"), &saved).unwrap();
+    let second = std::fs::read(shards.join("0001-1.wal")).unwrap();
+    std::fs::write(shards.join("0001-1.wal"), &saved).unwrap();
+    let err = Storage::<Kv>::open(config(dir.path()))
+        .err()
+        .expect("log 0 in log 1's place must be refused");
+    assert!(matches!(err, OpenError::Foreign { .. }), "{err}");
+    assert!(err.to_string().contains("0001-1.wal"), "{err}");
+
+    std::fs::write(shards.join("0001-1.wal"), &second).unwrap();
     open(dir.path()).close().unwrap();
 }
 
@@ -117,8 +167,10 @@ fn a_clean_close_leaves_empty_logs() {
     s.close().unwrap();
     drop(s);
     for shard in 0..4 {
-        let log = dir.path().join("shards").join(format!("{shard:04}.wal"));
-        assert_eq!(std::fs::metadata(&log).unwrap().len(), 36, "{shard}");
+        for name in [format!("{shard:04}.wal"), format!("{shard:04}-1.wal")] {
+            let log = dir.path().join("shards").join(name);
+            assert_eq!(std::fs::metadata(&log).unwrap().len(), 36, "{shard}");
+        }
     }
     let report = verify_data_dir(dir.path()).unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);

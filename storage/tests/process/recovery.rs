@@ -13,6 +13,14 @@ const DIR_ENV: &str = "MERCATO_RECOVERY_DIR";
 /// Commands the sequential scenarios write, one per batch and so one log record each.
 const WRITES: u64 = 20;
 const TENANT: u64 = 1;
+/// Writer threads and writes per thread of the `size_checkpoint` scenario. Enough writes that
+/// checkpoints by log size must run several times however large the batches are: a command
+/// takes 18-50 bytes of log (one command per record up to whole batches in one record), and a
+/// checkpoint runs at `CHECKPOINT_WAL_BYTES_MIN` (64 KiB), so at most ~3,700 commands are in the
+/// log at the end, fewer than half of these. (With 8 x 400 writes and large batches, a run could
+/// end before its first checkpoint.)
+const SIZE_CHECKPOINT_WRITERS: u64 = 8;
+const SIZE_CHECKPOINT_WRITES: u64 = 1500;
 
 /// One shard, and no checkpoint while the child lives unless the scenario asks for one.
 fn child_config(dir: &Path) -> StorageConfig {
@@ -56,9 +64,11 @@ fn recovery_child() {
             std::thread::sleep(Duration::from_millis(300));
         }
         "size_checkpoint" => std::thread::scope(|scope| {
-            for w in 0..8 {
+            for w in 0..SIZE_CHECKPOINT_WRITERS {
                 let s = &s;
-                scope.spawn(move || (0..400).for_each(|i| put(s, TENANT, w * 1000 + i)));
+                scope.spawn(move || {
+                    (0..SIZE_CHECKPOINT_WRITES).for_each(|i| put(s, TENANT, w * 10_000 + i))
+                });
             }
         }),
         "write_reader_write" => {
@@ -249,7 +259,7 @@ fn a_checkpoint_makes_the_redb_file_durable_and_empties_the_log() {
         let report = verify_data_dir(dir.path()).unwrap();
         assert!(report.is_consistent(), "{scenario}: {:?}", report.problems);
         let written = if scenario == "size_checkpoint" {
-            8 * 400
+            SIZE_CHECKPOINT_WRITERS * SIZE_CHECKPOINT_WRITES
         } else {
             WRITES
         };
@@ -269,9 +279,9 @@ fn a_checkpoint_makes_the_redb_file_durable_and_empties_the_log() {
         }
         let s = open_one(dir.path());
         if scenario == "size_checkpoint" {
-            for w in 0..8 {
-                for i in 0..400 {
-                    let k = w * 1000 + i;
+            for w in 0..SIZE_CHECKPOINT_WRITERS {
+                for i in 0..SIZE_CHECKPOINT_WRITES {
+                    let k = w * 10_000 + i;
                     assert_eq!(get(&s, TENANT, k), Some(k + 1), "{scenario}: key {k}");
                 }
             }
@@ -322,4 +332,108 @@ fn writes_after_a_bucket_move_are_recovered_on_the_new_shard() {
     drop(s);
     let report = verify_data_dir(dir.path()).unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);
+}
+
+/// A checkpoint moves appends to the shard's other log while its sync runs; a crash before the
+/// sync leaves the records in both logs, all above the redb file's durable LSN. Made here from a
+/// one-log run: records 1..=10 stay in log 0, records 11..=20 move to log 1.
+#[test]
+fn records_split_over_both_logs_are_replayed_in_lsn_order() {
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let zero = wal_file(dir.path(), 0);
+    let one = dir.path().join("shards").join("0000-1.wal");
+    let log = std::fs::read(&zero).unwrap();
+    let offsets = record_offsets(&log);
+    let split = offsets[10];
+    let mut second = std::fs::read(&one).unwrap();
+    assert_eq!(second.len(), 36, "log 1 holds only its header");
+    second.extend_from_slice(&log[split..]);
+    std::fs::write(&one, &second).unwrap();
+    std::fs::write(&zero, &log[..split]).unwrap();
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, WRITES, "{report:?}");
+
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    let lsns: Vec<_> = s
+        .changes(ShardId(0), 0, 100)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.lsn)
+        .collect();
+    assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
+    s.close().unwrap();
+    drop(s);
+    for path in [&zero, &one] {
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 36);
+    }
+
+    // Without the first half, the second cannot be applied: refused, and nothing changed.
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let zero = wal_file(dir.path(), 0);
+    let one = dir.path().join("shards").join("0000-1.wal");
+    let log = std::fs::read(&zero).unwrap();
+    let split = record_offsets(&log)[10];
+    let mut second = std::fs::read(&one).unwrap();
+    second.extend_from_slice(&log[split..]);
+    std::fs::write(&one, &second).unwrap();
+    std::fs::write(&zero, &log[..36]).unwrap();
+    let err = Storage::<Kv>::open(child_config(dir.path()))
+        .err()
+        .expect("a gap in the records must be refused");
+    assert!(err.to_string().contains("records are missing"), "{err}");
+    assert!(!verify_data_dir(dir.path()).unwrap().is_consistent());
+    assert_eq!(std::fs::read(&one).unwrap(), second);
+}
+
+/// A format-2 directory (one log per shard) left with acknowledged writes in its log: the next
+/// open adds the second log, replays the first, and upgrades.
+#[test]
+fn a_format_2_directory_with_records_in_its_log_is_recovered_and_upgraded() {
+    use mercato_storage::tables::{
+        FORMAT_VERSION, META, META_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_META,
+    };
+    use redb::ReadableDatabase;
+    let _serial = crate::serial();
+    let dir = tempfile::tempdir().unwrap();
+    run_child("write", dir.path());
+    let shards = dir.path().join("shards");
+    std::fs::remove_file(shards.join("0000-1.wal")).unwrap();
+    let set_version = |path: &Path, table: redb::TableDefinition<&str, &[u8]>, key: &str| {
+        let db = redb::Database::open(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(table)
+            .unwrap()
+            .insert(key, 2u32.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    };
+    set_version(&shards.join("0000.redb"), SHARD_META, SHARD_FORMAT_VERSION);
+    set_version(&dir.path().join("meta.redb"), META, META_FORMAT_VERSION);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_commands_pending, WRITES, "{report:?}");
+
+    let s = open_one(dir.path());
+    assert_written(&s, 0..WRITES);
+    assert_eq!(s.last_lsn(ShardId(0)).unwrap(), WRITES);
+    s.close().unwrap();
+    drop(s);
+    assert!(shards.join("0000-1.wal").exists());
+    let db = redb::Database::open(dir.path().join("meta.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let version = txn
+        .open_table(META)
+        .unwrap()
+        .get(META_FORMAT_VERSION)
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
+    assert_eq!(version, FORMAT_VERSION.to_le_bytes());
 }
