@@ -477,10 +477,14 @@ fn product(rng: &mut Rng, id: u64, tenants: u64) -> ProductDoc {
         let words = 6 + rng.below(10);
         let mut sentence: Vec<String> = Vec::new();
         for w in 0..words {
-            let word = match rng.below(10) {
-                0 | 1 => rng.skewed(NOUNS),
-                2 | 3 => rng.skewed(ADJECTIVES),
-                4 => rng.skewed(USES),
+            // A description talks about its own product (its noun and adjectives), now and
+            // then about another item (an accessory, what it fits), and uses filler words.
+            let word = match rng.below(20) {
+                0 | 1 => noun,
+                2 => rng.pick(NOUNS),
+                3 => adjective,
+                4..=6 => rng.skewed(ADJECTIVES),
+                7 | 8 => rng.skewed(USES),
                 _ => rng.skewed(FILLER),
             };
             sentence.push(if w == 0 {

@@ -18,6 +18,10 @@ pub enum IndexError {
     /// (or [`crate::VendorQuery`], or suggest argument) field.
     #[error("invalid search query: {field}: {reason}")]
     InvalidQuery { field: &'static str, reason: String },
+    /// One [`crate::ShardIndex::apply`] call carried more than [`crate::APPLY_OPS_MAX`]
+    /// operations: split the batch.
+    #[error("{ops} operations in one apply, at most {max} allowed")]
+    TooManyOps { ops: usize, max: usize },
     /// An [`crate::IndexConfig`] value is out of its documented bounds.
     #[error("invalid search index configuration: {field}: {reason}")]
     InvalidConfig { field: &'static str, reason: String },

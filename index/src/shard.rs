@@ -203,9 +203,9 @@ impl ShardIndex {
     /// one). Nothing is visible until [`ShardIndex::commit`].
     pub fn apply(&self, ops: Vec<IndexOp>) -> Result<(), IndexError> {
         if ops.len() > APPLY_OPS_MAX {
-            return Err(IndexError::InvalidQuery {
-                field: "ops",
-                reason: format!("{} operations, at most {APPLY_OPS_MAX} per call", ops.len()),
+            return Err(IndexError::TooManyOps {
+                ops: ops.len(),
+                max: APPLY_OPS_MAX,
             });
         }
         if ops.is_empty() {

@@ -144,6 +144,19 @@ fn group_prices_survive_a_merge() {
 }
 
 #[test]
+fn an_oversized_apply_is_refused_whole() {
+    let t = open();
+    t.put(vec![product(1, 1, "Rivet")]);
+    let ops = (0..=mercato_index::APPLY_OPS_MAX as u64)
+        .map(|id| IndexOp::DeleteProduct { tenant: 1, id })
+        .collect();
+    let error = t.index.apply(ops).unwrap_err();
+    assert!(matches!(error, IndexError::TooManyOps { .. }), "{error}");
+    t.index.commit(2).unwrap();
+    assert_eq!(t.ids(1, "rivet"), vec![1]);
+}
+
+#[test]
 fn configuration_bounds_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let refused = |config: IndexConfig| match ShardIndex::open(dir.path(), config) {
