@@ -72,3 +72,12 @@ pub use shard::{
     WRITER_HEAP_BYTES_MAX, WRITER_HEAP_BYTES_MIN,
 };
 pub use suggest::SUGGEST_SCAN_TERMS_MAX;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_index_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<crate::ShardIndex>();
+    }
+}
