@@ -56,10 +56,13 @@ pub(crate) fn suggest(
     if !still_typing {
         name_prefix.push(' ');
     }
+    // Names are returned in dictionary order, so the first few of each segment are enough
+    // (a few spare for deleted ones); words are ranked by frequency, so all of them are read.
     let names = scan(
         searcher,
         fields,
         &suggest_term(tenant, SUGGEST_NAME, &name_prefix),
+        (limit * 4).max(16),
     )?;
     // (what to show, the dictionary term it comes from, how many documents have it)
     let mut names: Vec<(String, String, u64)> = names
@@ -73,7 +76,12 @@ pub(crate) fn suggest(
     let mut completed_words: Vec<(String, String, u64)> = Vec::new();
     if still_typing {
         let head = words[..words.len() - 1].join(" ");
-        for (word, doc_freq) in scan(searcher, fields, &suggest_term(tenant, SUGGEST_WORD, last))? {
+        for (word, doc_freq) in scan(
+            searcher,
+            fields,
+            &suggest_term(tenant, SUGGEST_WORD, last),
+            SUGGEST_SCAN_TERMS_MAX,
+        )? {
             let term = suggest_term(tenant, SUGGEST_WORD, &word);
             let text = if head.is_empty() {
                 word
@@ -107,12 +115,14 @@ pub(crate) fn suggest(
     Ok(out)
 }
 
-/// Terms of the suggest field starting with `start`, with the suffix after `start`'s kind
-/// marker, summed over segments.
+/// Terms of the suggest field starting with `start` (the text after the tenant and kind
+/// marker) with their document counts summed over segments; at most `per_segment_max` read
+/// per segment, in dictionary order.
 fn scan(
     searcher: &Searcher,
     fields: &Fields,
     start: &str,
+    per_segment_max: usize,
 ) -> Result<HashMap<String, u64>, IndexError> {
     // The returned text starts after "tenant (16 hex digits) + kind".
     let text_from = 17;
@@ -125,7 +135,7 @@ fn scan(
             .ge(start.as_bytes())
             .into_stream()?;
         let mut read = 0;
-        while read < SUGGEST_SCAN_TERMS_MAX && stream.advance() {
+        while read < per_segment_max && stream.advance() {
             let key = stream.key();
             if !key.starts_with(start.as_bytes()) {
                 break;
