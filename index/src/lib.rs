@@ -36,6 +36,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! How a product query runs (details in the modules): the text is read into words by the same
+//! analyzer as the documents (`query.rs`), never parsed as query syntax; typo and prefix words
+//! are expanded against the term dictionaries into a bounded set of real words; the Tantivy
+//! query is built from those (`plan.rs`); one collector pass over the matches applies the
+//! buyer's price filter, counts the total, facets and price bands from fast fields and keeps the
+//! top of the requested sort (`collector.rs`). `cargo run --release -p mercato-index --example
+//! search_bench` measures it on generated products (results in `docs/benchmarks.md`).
+//!
+//! Known limits: term statistics (BM25) and typo expansions are per shard index, not per
+//! tenant: another tenant's vocabulary can shift scores slightly and, for a word with more than
+//! [`EXPANSIONS_MAX`] near spellings, take expansion slots. No result, count or suggestion is
+//! ever taken from another tenant.
+//!
 //! Architecture invariant: nothing here writes tenant data. Derived state is rebuilt from the
 //! change log and the shards, never the other way round. Architecture invariant: every query
 //! filters on its tenant; no result, facet count or suggestion comes from another tenant.
@@ -59,6 +72,7 @@ pub use docs::{
 pub use error::IndexError;
 pub use follower::ChangeFollower;
 pub use highlight::SNIPPET_BYTES_MAX;
+pub use plan::{EXPANSION_SCAN_MAX, EXPANSIONS_MAX};
 pub use query::{
     ATTRIBUTE_FILTERS_MAX, FACET_VALUES_MAX, FUZZY_ONE_CHARS_MIN, FUZZY_TWO_CHARS_MIN, FacetCount,
     MANUFACTURER_FILTERS_MAX, PREFIX_CHARS_MIN, PRICE_BAND_EDGES_MAX, PriceBand, ProductHit,
