@@ -36,26 +36,29 @@ impl Hasher for IdHasher {
 pub(crate) type CountMap = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
 
 /// Per-segment value counts: an array indexed by `value - min` when the segment's values span
-/// at most this many ids (ids are per-tenant sequences, so usually), a hash map otherwise.
-const DENSE_COUNTS_SPAN_MAX: u64 = 1 << 16;
+/// few ids (ids are per-tenant sequences, so usually), a hash map otherwise. The array is
+/// allocated per query and segment, so its span is bounded, absolutely and by the segment size.
+const DENSE_COUNTS_SPAN_MAX: u64 = 1 << 14;
+const DENSE_COUNTS_SPAN_PER_DOC: u64 = 4;
 
 enum Counts {
     Dense { min: u64, counts: Vec<u32> },
     Sparse(CountMap),
 }
 
+fn dense_span(column: &Column<u64>) -> bool {
+    let span = column.max_value().saturating_sub(column.min_value());
+    span < DENSE_COUNTS_SPAN_MAX
+        && span <= u64::from(column.num_docs()) * DENSE_COUNTS_SPAN_PER_DOC + 1024
+}
+
 impl Counts {
     fn for_column(column: Option<&Column<u64>>) -> Counts {
         match column {
-            Some(column)
-                if column.max_value().saturating_sub(column.min_value())
-                    < DENSE_COUNTS_SPAN_MAX =>
-            {
-                Counts::Dense {
-                    min: column.min_value(),
-                    counts: vec![0; (column.max_value() - column.min_value() + 1) as usize],
-                }
-            }
+            Some(column) if dense_span(column) => Counts::Dense {
+                min: column.min_value(),
+                counts: vec![0; (column.max_value() - column.min_value() + 1) as usize],
+            },
             _ => Counts::Sparse(CountMap::default()),
         }
     }

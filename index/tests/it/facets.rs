@@ -141,3 +141,33 @@ fn facets_follow_filters_and_are_empty_when_not_asked() {
     assert!(results.manufacturers.is_empty());
     assert!(results.price_bands.is_empty());
 }
+
+#[test]
+fn facet_counts_are_exact_for_ids_far_apart() {
+    // Widely spread ids are counted in a hash map rather than an array: same answers.
+    let t = open();
+    let far = 1u64 << 40;
+    let mut docs = Vec::new();
+    for id in 1..=6u64 {
+        let mut doc = product(1, id, "Copper wire");
+        doc.category_ids = if id % 2 == 0 {
+            vec![far, 5]
+        } else {
+            vec![u64::MAX - 1, 5]
+        };
+        doc.manufacturer_id = if id <= 4 { far * 3 } else { 7 };
+        docs.push(doc);
+    }
+    t.put(docs);
+    let results = t.search(ProductQuery {
+        tenant: 1,
+        text: "copper".into(),
+        facets: true,
+        ..ProductQuery::default()
+    });
+    assert_eq!(
+        results.categories,
+        vec![facet(5, 6), facet(far, 3), facet(u64::MAX - 1, 3)]
+    );
+    assert_eq!(results.manufacturers, vec![facet(far * 3, 4), facet(7, 2)]);
+}
