@@ -368,10 +368,11 @@ impl Writer {
             || self.wal.record_bytes() >= self.limits.checkpoint_wal_bytes
     }
 
-    /// Starts a checkpoint, unless the previous one's sync is still running (then it waits,
-    /// unless the log is at twice `checkpoint_wal_bytes`, the bound on a log file). A failure
-    /// marks the shard failed (the logs still hold every acknowledged batch, so nothing
-    /// acknowledged is lost; the next open replays them).
+    /// Starts a checkpoint. While the previous one's sync is still running, the other log is not
+    /// free: the checkpoint waits for a later call, or, once the log in use holds twice
+    /// `checkpoint_wal_bytes` (the bound on a log file), for that sync. A failure marks the shard
+    /// failed (the logs still hold every acknowledged batch, so nothing acknowledged is lost; the
+    /// next open replays them).
     fn checkpoint_or_fail(&mut self) {
         if self.health.failure().is_some() {
             self.pending_since = None;
@@ -472,9 +473,9 @@ impl Writer {
     }
 
     /// Applies the logs' records above the redb file's durable `last_lsn` again, in LSN order,
-    /// one batch per record, through the same write path. Every replayed command must be accepted again and
-    /// get the LSN it had (commands are deterministic). Returns the commands replayed. The
-    /// caller checkpoints afterwards.
+    /// one batch per record, through the same write path. Every replayed command must be
+    /// accepted again and get the LSN it had (commands are deterministic). Returns the commands
+    /// replayed. The caller checkpoints afterwards.
     pub(crate) fn recover<C: Command>(&mut self, logs: &[WalContents<'_>]) -> Result<u64, String> {
         let mut replayed = 0u64;
         for record in pending_records(logs, self.last_lsn)? {
