@@ -49,7 +49,8 @@ pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(600);
 /// Default write-ahead log size that triggers a checkpoint. A checkpoint's pause of the writer
 /// grows with the pages changed since the last one (copying them for the flusher), so under a
 /// heavy write load checkpoints by size keep each pause short: at 64 writers on the development
-/// VM, 4 MiB of log is ~0.25 s of writes and a ~5-10 ms pause, where a whole second gave ~20 ms.
+/// VM, 4 MiB of log is ~0.25 s of writes and a ~10 ms pause, where a whole second gave 16-19 ms
+/// (`docs/benchmarks.md`).
 pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 4 << 20;
 /// Bounds of `checkpoint_wal_bytes`. The log is read whole at open, so it is bounded.
 pub const CHECKPOINT_WAL_BYTES_MIN: u64 = 64 << 10;
