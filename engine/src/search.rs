@@ -30,10 +30,12 @@
 //! ```no_run
 //! use mercato_engine::search::{ProductSearch, SearchConfig};
 //! use mercato_engine::{Engine, EngineConfig};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use mercato_engine::TenantId;
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Engine::open(EngineConfig::new("./mercato-data"))?;
 //! engine.start_search(SearchConfig::default())?;
-//! # let principal: mercato_engine::accounts::Principal = todo!();
+//! let session = engine.login(TenantId(1), "buyer@acme.example", "a long password").await?;
+//! let principal = session.principal;
 //! let results = engine.search_products(&principal, &ProductSearch::text("claw hammer"))?;
 //! println!("{} products", results.total);
 //! engine.shutdown()?;
