@@ -37,8 +37,8 @@ use mercato_engine::orders::{
     PlacedOrder, ProductRef, Reorder, SubOrderChange, SubOrderListQuery,
 };
 use mercato_engine::tables::{
-    Address, ApprovalDecision, Invoice, InvoiceStatus, Order, OrderLine, OrderStatus, Payment,
-    StatusChange, SubOrder, SubOrderStatus,
+    ApprovalDecision, Invoice, InvoiceStatus, Order, OrderLine, OrderStatus, Payment, StatusChange,
+    SubOrder, SubOrderStatus,
 };
 use mercato_engine::{Actor, EngineError, LineProblem, Rejection, TenantId};
 use serde::{Deserialize, Serialize};
@@ -93,34 +93,6 @@ impl From<Money> for AmountDto {
         AmountDto {
             minor: m.minor,
             currency: m.currency.as_str().to_owned(),
-        }
-    }
-}
-
-/// Where an order is shipped: a copy of the retailer's address at placement.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[schema(as = ShippingAddress)]
-pub struct ShippingAddressDto {
-    pub label: String,
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub postal_code: String,
-    pub region: Option<String>,
-    /// ISO 3166-1 alpha-2.
-    pub country: String,
-}
-
-impl From<Address> for ShippingAddressDto {
-    fn from(a: Address) -> Self {
-        ShippingAddressDto {
-            label: a.label,
-            line1: a.line1,
-            line2: a.line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            region: a.region,
-            country: a.country.as_str().to_owned(),
         }
     }
 }
@@ -342,7 +314,8 @@ pub struct OrderDto {
     pub buyer_user_id: u64,
     pub status: OrderStatusDto,
     pub po_number: Option<String>,
-    pub shipping_address: ShippingAddressDto,
+    /// Where the order is shipped: a copy of the retailer's address at placement.
+    pub shipping_address: crate::routes::parties::AddressDto,
     pub currency: String,
     /// Sum of the sub-orders' subtotals at placement (cancellations are credited on the
     /// invoice, not subtracted here).
