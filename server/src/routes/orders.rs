@@ -78,24 +78,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Wire types.
 
-/// Money in integer minor units (`{"minor": 1250, "currency": "EUR"}` is EUR 12.50).
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = Amount)]
-pub struct AmountDto {
-    pub minor: i64,
-    /// ISO 4217 code: three uppercase letters.
-    pub currency: String,
-}
-
-impl From<Money> for AmountDto {
-    fn from(m: Money) -> Self {
-        AmountDto {
-            minor: m.minor,
-            currency: m.currency.as_str().to_owned(),
-        }
-    }
-}
+use crate::routes::parties::MoneyDto;
 
 /// An order as a whole: `awaiting_approval`, `placed`, `completed` (every sub-order delivered
 /// or cancelled, at least one delivered) or `cancelled`.
@@ -179,8 +162,8 @@ pub struct OrderLineDto {
     pub name: String,
     pub quantity: u32,
     /// From the retailer's price list and volume tier.
-    pub unit_price: AmountDto,
-    pub line_total: AmountDto,
+    pub unit_price: MoneyDto,
+    pub line_total: MoneyDto,
 }
 
 impl From<OrderLine> for OrderLineDto {
@@ -227,7 +210,7 @@ pub struct SubOrderDto {
     pub retailer_id: u64,
     pub status: SubOrderStatusDto,
     pub lines: Vec<OrderLineDto>,
-    pub subtotal: AmountDto,
+    pub subtotal: MoneyDto,
     pub tracking: Option<String>,
     pub cancel_reason: Option<String>,
     /// Every status it entered, oldest first.
@@ -319,7 +302,7 @@ pub struct OrderDto {
     pub currency: String,
     /// Sum of the sub-orders' subtotals at placement (cancellations are credited on the
     /// invoice, not subtracted here).
-    pub total: AmountDto,
+    pub total: MoneyDto,
     /// One sub-order per manufacturer, by manufacturer id.
     pub suborder_ids: Vec<u64>,
     pub line_count: u32,
@@ -387,14 +370,14 @@ pub struct InvoiceDto {
     pub order_id: u64,
     pub retailer_id: u64,
     /// The order's total.
-    pub amount: AmountDto,
+    pub amount: MoneyDto,
     /// Subtotals of cancelled sub-orders.
-    pub credited: AmountDto,
-    pub paid: AmountDto,
+    pub credited: MoneyDto,
+    pub paid: MoneyDto,
     /// What is still to pay (never negative).
-    pub outstanding: AmountDto,
+    pub outstanding: MoneyDto,
     /// What is owed back when credits exceed what was left to pay.
-    pub refund_due: AmountDto,
+    pub refund_due: MoneyDto,
     pub issued_at_ms: u64,
     /// Issue time plus the retailer's net days (15, 30 or 60; due on issue when prepaid).
     pub due_at_ms: u64,
@@ -430,7 +413,7 @@ impl InvoiceDto {
 pub struct PaymentDto {
     pub id: u64,
     pub invoice_id: u64,
-    pub amount: AmountDto,
+    pub amount: MoneyDto,
     pub reference: String,
     pub recorded_at_ms: u64,
     /// `user/<id>`, `api_key/<id>` or `system`.
@@ -546,7 +529,7 @@ pub struct CancelRequest {
 #[schema(as = PaymentRequest)]
 pub struct PaymentRequest {
     /// Positive, in the invoice's currency, at most what is outstanding.
-    pub amount: AmountDto,
+    pub amount: MoneyDto,
     /// The payer's or bank's reference, 1..=140 bytes.
     pub reference: String,
 }
