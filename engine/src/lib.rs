@@ -26,6 +26,7 @@ pub mod platform;
 pub mod search;
 pub mod tables;
 pub mod tenancy;
+pub mod verification;
 
 pub use command::{Action, Actor, AuditFact, Command, CommandOutput, Ctx, LineProblem, Rejection};
 pub use mercato_storage::{ShardId, TenantId};

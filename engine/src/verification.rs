@@ -1,0 +1,6 @@
+//! Vendor verification (issue 5): text extraction from uploaded documents, the versioned rules
+//! that assess them, and a generator of realistic sample documents for tests and benches.
+
+pub mod extract;
+pub mod rules;
+pub mod samples;
