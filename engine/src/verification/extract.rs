@@ -1,1 +1,608 @@
-//! (filled in next)
+//! Text extraction from uploaded documents: the format is sniffed from the bytes, PDFs are read
+//! through their text layer in pure Rust, plain text is taken as is, and images go through
+//! Tesseract OCR when it is installed.
+//!
+//! Architecture invariant: nothing here panics on input. lopdf is a parser of hostile input, so
+//! every call into it runs under `catch_unwind`; a malformed PDF becomes
+//! [`Extraction::Unreadable`] with the reason, never a dead worker.
+//!
+//! ```
+//! use mercato_engine::verification::extract::{extract, sniff, ExtractConfig, Extraction};
+//! let bytes = b"Certificate of Incorporation\nCompany number: 01234567\n";
+//! let format = sniff(bytes).expect("plain text");
+//! let Extraction::Text { text, .. } = extract(format, bytes, &ExtractConfig::default()) else {
+//!     panic!("text is always readable");
+//! };
+//! assert!(text.contains("01234567"));
+//! ```
+
+use std::io::{Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How many leading bytes are examined to decide whether a document is plain text.
+pub const SNIFF_TEXT_BYTES_MAX: usize = 64 * 1024;
+/// The most characters of text any extraction returns, whatever the config says.
+pub const TEXT_CHARS_MAX: usize = 4_000_000;
+/// The most PDF pages any extraction reads, whatever the config says.
+pub const PDF_PAGES_MAX: usize = 1_000;
+/// The most decompressed content bytes read from one PDF page.
+pub const PDF_PAGE_CONTENT_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// The longest any OCR run may take, whatever the config says.
+pub const OCR_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// The most bytes of OCR output read; the rest is discarded.
+pub const OCR_OUTPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// How often a running OCR process is polled for completion.
+const OCR_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// The most characters of a parser error quoted in an unreadable reason.
+const REASON_CHARS_MAX: usize = 200;
+
+/// A document format accepted for upload, detected from the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DocFormat {
+    /// `%PDF-`.
+    Pdf,
+    /// PNG signature.
+    Png,
+    /// JPEG SOI marker `FF D8 FF`.
+    Jpeg,
+    /// TIFF, either byte order.
+    Tiff,
+    /// UTF-8 without NUL bytes, mostly printable.
+    Text,
+}
+
+impl DocFormat {
+    /// The stable lowercase name: `pdf`, `png`, `jpeg`, `tiff`, `text`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocFormat::Pdf => "pdf",
+            DocFormat::Png => "png",
+            DocFormat::Jpeg => "jpeg",
+            DocFormat::Tiff => "tiff",
+            DocFormat::Text => "text",
+        }
+    }
+
+    /// The MIME type to serve the document with.
+    pub fn mime(self) -> &'static str {
+        match self {
+            DocFormat::Pdf => "application/pdf",
+            DocFormat::Png => "image/png",
+            DocFormat::Jpeg => "image/jpeg",
+            DocFormat::Tiff => "image/tiff",
+            DocFormat::Text => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// Whether the format is an image, readable only by OCR.
+    pub fn is_image(self) -> bool {
+        matches!(self, DocFormat::Png | DocFormat::Jpeg | DocFormat::Tiff)
+    }
+}
+
+/// The format of a document from its bytes alone, or `None` when it is not accepted.
+pub fn sniff(bytes: &[u8]) -> Option<DocFormat> {
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    if bytes.starts_with(b"%PDF-") {
+        Some(DocFormat::Pdf)
+    } else if bytes.starts_with(PNG) {
+        Some(DocFormat::Png)
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some(DocFormat::Jpeg)
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        Some(DocFormat::Tiff)
+    } else if looks_like_text(bytes) {
+        Some(DocFormat::Text)
+    } else {
+        None
+    }
+}
+
+/// UTF-8 (a character cut off by the sniffing bound is fine), no NUL, and at least 98% of the
+/// characters printable or ordinary whitespace.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let prefix = &bytes[..bytes.len().min(SNIFF_TEXT_BYTES_MAX)];
+    let text = match std::str::from_utf8(prefix) {
+        Ok(text) => text,
+        // Only an incomplete character at the very end of a truncated prefix is allowed.
+        Err(error) if error.error_len().is_none() && prefix.len() < bytes.len() => {
+            match std::str::from_utf8(&prefix[..error.valid_up_to()]) {
+                Ok(text) => text,
+                Err(_) => return false,
+            }
+        }
+        Err(_) => return false,
+    };
+    if text.trim().is_empty() || text.contains('\0') {
+        return false;
+    }
+    let mut total = 0usize;
+    let mut control = 0usize;
+    for ch in text.chars() {
+        total += 1;
+        if ch.is_control() && !matches!(ch, '\n' | '\r' | '\t' | '\u{c}') {
+            control += 1;
+        }
+    }
+    control * 50 <= total
+}
+
+/// Whether images are OCRed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OcrMode {
+    /// Never; images are unreadable.
+    Off,
+    /// Use the `tesseract` binary when it is on `PATH`.
+    Auto,
+}
+
+/// Bounds and options for [`extract`]. Values above the `*_MAX` constants of this module are
+/// clamped to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtractConfig {
+    /// The most characters of text returned; the rest is cut off.
+    pub text_chars_max: usize,
+    /// The most PDF pages read, from the first.
+    pub pdf_pages_max: usize,
+    /// Whether images are OCRed.
+    pub ocr: OcrMode,
+    /// How long one OCR run may take before it is killed.
+    pub ocr_timeout: Duration,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> ExtractConfig {
+        ExtractConfig {
+            text_chars_max: 200_000,
+            pdf_pages_max: 50,
+            ocr: OcrMode::Auto,
+            ocr_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How text was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExtractMethod {
+    /// The PDF's text layer.
+    PdfTextLayer,
+    /// A plain-text upload.
+    PlainText,
+    /// Tesseract OCR of an image.
+    Ocr,
+}
+
+/// The result of text extraction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Extraction {
+    /// Machine-readable text.
+    Text {
+        /// At most the configured number of characters.
+        text: String,
+        /// Where it came from.
+        method: ExtractMethod,
+    },
+    /// Not machine-readable; the reason is shown to reviewers, e.g. "scanned image; OCR
+    /// (tesseract) is not installed", "PDF has no text layer", "PDF could not be parsed: ...".
+    Unreadable {
+        /// Why, in words for a reviewer.
+        reason: String,
+    },
+}
+
+fn unreadable(reason: impl Into<String>) -> Extraction {
+    Extraction::Unreadable {
+        reason: reason.into(),
+    }
+}
+
+/// Extracts the text of a document of a sniffed format.
+pub fn extract(format: DocFormat, bytes: &[u8], config: &ExtractConfig) -> Extraction {
+    let text_chars_max = config.text_chars_max.min(TEXT_CHARS_MAX);
+    match format {
+        DocFormat::Pdf => pdf_text(
+            bytes,
+            config.pdf_pages_max.min(PDF_PAGES_MAX),
+            text_chars_max,
+        ),
+        DocFormat::Text => {
+            let text = truncate_chars(String::from_utf8_lossy(bytes).into_owned(), text_chars_max);
+            Extraction::Text {
+                text,
+                method: ExtractMethod::PlainText,
+            }
+        }
+        DocFormat::Png | DocFormat::Jpeg | DocFormat::Tiff => {
+            if config.ocr == OcrMode::Auto && ocr_available() {
+                ocr_text(
+                    bytes,
+                    config.ocr_timeout.min(OCR_TIMEOUT_MAX),
+                    text_chars_max,
+                )
+            } else {
+                unreadable("scanned image; OCR (tesseract) is not installed")
+            }
+        }
+    }
+}
+
+/// `text` cut to at most `chars_max` characters.
+fn truncate_chars(mut text: String, chars_max: usize) -> String {
+    if let Some((index, _)) = text.char_indices().nth(chars_max) {
+        text.truncate(index);
+    }
+    text
+}
+
+/// The text layer of the first `pages_max` pages. Pages whose text cannot be decoded are
+/// skipped; the document is unreadable only when no page yields text.
+fn pdf_text(bytes: &[u8], pages_max: usize, text_chars_max: usize) -> Extraction {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        pdf_text_unguarded(bytes, pages_max, text_chars_max)
+    }));
+    match parsed {
+        Ok(Ok(text)) if !text.trim().is_empty() => Extraction::Text {
+            text: truncate_chars(text, text_chars_max),
+            method: ExtractMethod::PdfTextLayer,
+        },
+        // Rasterising a PDF for OCR would need a renderer we do not ship.
+        Ok(Ok(_)) => unreadable("PDF has no text layer"),
+        Ok(Err(error)) => unreadable(format!(
+            "PDF could not be parsed: {}",
+            truncate_chars(error, REASON_CHARS_MAX)
+        )),
+        Err(_) => unreadable("PDF could not be parsed: the parser failed on malformed input"),
+    }
+}
+
+/// Runs lopdf; may panic on malformed input, so only [`pdf_text`] calls it.
+fn pdf_text_unguarded(
+    bytes: &[u8],
+    pages_max: usize,
+    text_chars_max: usize,
+) -> Result<String, String> {
+    let document = lopdf::Document::load_mem(bytes).map_err(|error| error.to_string())?;
+    let mut text = String::new();
+    let mut first_error = None;
+    for &page_number in document.get_pages().keys().take(pages_max) {
+        for chunk in
+            document.extract_text_chunks_with_limit(&[page_number], PDF_PAGE_CONTENT_BYTES_MAX)
+        {
+            match chunk {
+                Ok(chunk) => text.push_str(&chunk),
+                Err(error) => {
+                    first_error.get_or_insert_with(|| error.to_string());
+                }
+            }
+        }
+        // Bytes bound characters from above, so this stops reading once enough is in hand.
+        if text.len() > text_chars_max.saturating_mul(4) {
+            break;
+        }
+    }
+    match first_error {
+        Some(error) if text.trim().is_empty() => Err(error),
+        _ => Ok(text),
+    }
+}
+
+/// Whether the `tesseract` binary runs (`tesseract --version`); checked once per process.
+pub fn ocr_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Command::new("tesseract")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
+/// OCRs an image with `tesseract stdin stdout`, single-threaded, killed after `timeout`.
+fn ocr_text(bytes: &[u8], timeout: Duration, text_chars_max: usize) -> Extraction {
+    let spawned = Command::new("tesseract")
+        .args(["stdin", "stdout"])
+        .env("OMP_THREAD_LIMIT", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => return unreadable(format!("OCR (tesseract) could not be started: {error}")),
+    };
+    match run_to_completion(&mut child, bytes, timeout) {
+        Ok(output) => {
+            let text = truncate_chars(
+                String::from_utf8_lossy(&output).into_owned(),
+                text_chars_max,
+            );
+            if text.trim().is_empty() {
+                unreadable("OCR found no text in the image")
+            } else {
+                Extraction::Text {
+                    text,
+                    method: ExtractMethod::Ocr,
+                }
+            }
+        }
+        Err(reason) => unreadable(reason),
+    }
+}
+
+/// Feeds `input` to the child and collects its stdout on helper threads (so neither pipe can
+/// fill up and block it), polling for exit until `timeout`, then killing it.
+fn run_to_completion(
+    child: &mut Child,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("OCR (tesseract) pipes could not be opened".to_string());
+    };
+    let started = Instant::now();
+    let status = std::thread::scope(|scope| {
+        // A write error means tesseract exited or was killed; its exit status tells the story.
+        scope.spawn(move || {
+            let _ = stdin.write_all(input);
+        });
+        let reader = scope.spawn(move || read_bounded(&mut stdout, OCR_OUTPUT_BYTES_MAX));
+        let status = wait_with_deadline(child, started + timeout);
+        let output = reader.join().unwrap_or_default();
+        status.map(|status| (status, output))
+    });
+    match status {
+        Ok((status, output)) if status.success() => Ok(output),
+        Ok((status, _)) => Err(format!("OCR (tesseract) failed: {status}")),
+        Err(reason) => Err(reason),
+    }
+}
+
+fn wait_with_deadline(
+    child: &mut Child,
+    deadline: Instant,
+) -> Result<std::process::ExitStatus, String> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("OCR (tesseract) timed out".to_string());
+            }
+            Ok(None) => std::thread::sleep(OCR_POLL_INTERVAL),
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("OCR (tesseract) could not be waited for: {error}"));
+            }
+        }
+    }
+}
+
+/// Reads to end of stream, keeping the first `bytes_max` bytes and discarding the rest.
+fn read_bounded(source: &mut impl Read, bytes_max: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) | Err(_) => return kept,
+            Ok(read) => {
+                let room = bytes_max.saturating_sub(kept.len());
+                kept.extend_from_slice(&buffer[..read.min(room)]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verification::rules::DocumentType;
+    use crate::verification::samples::{pdf, pdf_of_lines, png_scan, sample_spec};
+
+    fn config() -> ExtractConfig {
+        ExtractConfig::default()
+    }
+
+    #[test]
+    fn each_magic_number_is_sniffed() {
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Some(DocFormat::Pdf));
+        assert_eq!(
+            sniff(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0]),
+            Some(DocFormat::Png)
+        );
+        assert_eq!(
+            sniff(&[0xff, 0xd8, 0xff, 0xe0, 0, 0x10]),
+            Some(DocFormat::Jpeg)
+        );
+        assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some(DocFormat::Tiff));
+        assert_eq!(sniff(b"MM\0*\0\0\0\x08"), Some(DocFormat::Tiff));
+        assert_eq!(
+            sniff("Handelsregister München\r\n\tHRB 1234".as_bytes()),
+            Some(DocFormat::Text)
+        );
+    }
+
+    #[test]
+    fn other_bytes_are_not_accepted() {
+        assert_eq!(sniff(b""), None);
+        assert_eq!(sniff(b"   \n"), None);
+        assert_eq!(sniff(b"PK\x03\x04zip archive"), None);
+        assert_eq!(sniff(b"text with a \0 byte"), None);
+        assert_eq!(sniff(&[0xc3, 0x28, b'a', b'b']), None);
+        assert_eq!(sniff(&[0x01, 0x02, 0x03, 0x04, b'a']), None);
+        assert_eq!(sniff(b"%PD"), Some(DocFormat::Text));
+    }
+
+    #[test]
+    fn a_character_cut_by_the_sniffing_bound_is_still_text() {
+        let mut bytes = vec![b'a'; SNIFF_TEXT_BYTES_MAX - 1];
+        bytes.extend_from_slice("ü and more".as_bytes());
+        assert_eq!(sniff(&bytes), Some(DocFormat::Text));
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(DocFormat::Tiff.as_str(), "tiff");
+        assert_eq!(DocFormat::Jpeg.mime(), "image/jpeg");
+        assert!(DocFormat::Png.is_image() && !DocFormat::Text.is_image());
+    }
+
+    #[test]
+    fn a_generated_pdf_extracts_its_text() {
+        let spec = sample_spec(
+            2,
+            DocumentType::BusinessRegistration,
+            "Nordlicht Handels GmbH",
+            *b"DE",
+            20_000,
+        );
+        match extract(DocFormat::Pdf, &pdf(&spec), &config()) {
+            Extraction::Text { text, method } => {
+                assert_eq!(method, ExtractMethod::PdfTextLayer);
+                assert!(text.contains("Firma: Nordlicht Handels GmbH"), "{text}");
+                assert!(text.contains(&spec.registration_number), "{text}");
+                assert!(text.contains("Handelsregister"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn assert_unreadable(bytes: &[u8], reason_part: &str) {
+        match extract(DocFormat::Pdf, bytes, &config()) {
+            Extraction::Unreadable { reason } => assert!(reason.contains(reason_part), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_after_the_pdf_header_is_unreadable() {
+        assert_unreadable(b"%PDF-", "could not be parsed");
+        assert_unreadable(
+            b"%PDF-1.4\n\xff\xfe garbage 1 0 obj << /Type /Catalog >> trailer <<>>",
+            "could not be parsed",
+        );
+        let mut noise = b"%PDF-1.7\n".to_vec();
+        let mut state = 7u32;
+        for _ in 0..4096 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            noise.push((state >> 16) as u8);
+        }
+        assert_unreadable(&noise, "could not be parsed");
+    }
+
+    #[test]
+    fn truncated_pdfs_are_unreadable_or_partial_never_a_panic() {
+        let spec = sample_spec(
+            5,
+            DocumentType::TaxCertificate,
+            "Acme Trading Ltd",
+            *b"GB",
+            20_000,
+        );
+        let bytes = pdf(&spec);
+        for cut in [
+            10,
+            bytes.len() / 4,
+            bytes.len() / 2,
+            bytes.len() - 40,
+            bytes.len() - 1,
+        ] {
+            match extract(DocFormat::Pdf, &bytes[..cut], &config()) {
+                Extraction::Text { method, .. } => assert_eq!(method, ExtractMethod::PdfTextLayer),
+                Extraction::Unreadable { reason } => assert!(reason.starts_with("PDF"), "{reason}"),
+            }
+        }
+        assert_unreadable(&bytes[..bytes.len() / 4], "PDF");
+    }
+
+    #[test]
+    fn a_pdf_without_text_is_unreadable() {
+        // A page whose only text operators show nothing.
+        let bytes = pdf_of_lines(&["", " "]);
+        assert_unreadable(&bytes, "no text layer");
+    }
+
+    #[test]
+    fn text_is_truncated_to_the_bound() {
+        let limited = ExtractConfig {
+            text_chars_max: 5,
+            ..config()
+        };
+        let bytes = "äöüßéèêë".as_bytes();
+        assert_eq!(
+            extract(DocFormat::Text, bytes, &limited),
+            Extraction::Text {
+                text: "äöüßé".into(),
+                method: ExtractMethod::PlainText
+            }
+        );
+        let spec = sample_spec(
+            2,
+            DocumentType::BankLetter,
+            "Acme Trading Ltd",
+            *b"GB",
+            20_000,
+        );
+        match extract(DocFormat::Pdf, &pdf(&spec), &limited) {
+            Extraction::Text { text, .. } => assert_eq!(text.chars().count(), 5),
+            other => panic!("{other:?}"),
+        }
+        let huge = ExtractConfig {
+            text_chars_max: usize::MAX,
+            ..config()
+        };
+        let long = "x".repeat(TEXT_CHARS_MAX + 10);
+        match extract(DocFormat::Text, long.as_bytes(), &huge) {
+            Extraction::Text { text, .. } => assert_eq!(text.len(), TEXT_CHARS_MAX),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn images_without_ocr_are_unreadable_with_the_reason() {
+        let png = png_scan(64, 32, 1);
+        let off = ExtractConfig {
+            ocr: OcrMode::Off,
+            ..config()
+        };
+        let reason = "scanned image; OCR (tesseract) is not installed".to_string();
+        assert_eq!(
+            extract(DocFormat::Png, &png, &off),
+            Extraction::Unreadable {
+                reason: reason.clone()
+            }
+        );
+        let auto = extract(DocFormat::Png, &png, &config());
+        if ocr_available() {
+            // A scan of bars without letters: tesseract finds nothing, or some noise.
+            assert!(matches!(
+                auto,
+                Extraction::Unreadable { .. }
+                    | Extraction::Text {
+                        method: ExtractMethod::Ocr,
+                        ..
+                    }
+            ));
+        } else {
+            assert_eq!(auto, Extraction::Unreadable { reason });
+        }
+    }
+
+    #[test]
+    fn bounded_reads_keep_the_prefix() {
+        let mut source: &[u8] = &[7u8; 20_000];
+        let kept = read_bounded(&mut source, 100);
+        assert_eq!(kept, vec![7u8; 100]);
+    }
+}

@@ -1,1 +1,1313 @@
-//! (filled in next)
+//! The verification rules: what each document type must show, the checks that assess a
+//! document's extracted text against the vendor's profile, and the policy decision.
+//!
+//! Rules are versioned by [`RULES_VERSION`]: an assessment records the version that produced it,
+//! and a result keyed by document hash and rules version is written once. Change the version
+//! whenever a change to this module could change an assessment.
+//!
+//! # What each document type requires
+//!
+//! R = required (a failure sends the document to review or, when hard, rejects it),
+//! O = checked when present, - = not applied.
+//!
+//! | Check                    | business_registration | tax_certificate | insurance_certificate | bank_letter   | identity_document | other |
+//! |--------------------------|-----------------------|-----------------|-----------------------|---------------|-------------------|-------|
+//! | `document_type`          | R                     | R               | R                     | R             | R                 | -     |
+//! | `company_name`           | R                     | R               | R (the insured)       | R             | -                 | O     |
+//! | `holder_name`            | -                     | -               | -                     | -             | R (a person)      | -     |
+//! | `registration_number`    | R, country format     | O               | -                     | -             | -                 | O     |
+//! | `tax_number`             | O                     | R, country format | -                   | -             | -                 | O     |
+//! | `bank_account`           | -                     | -               | -                     | R (IBAN mod-97 or account number) | - | - |
+//! | `issue_date`             | R                     | O               | O                     | R, within 365 days | O            | O     |
+//! | `expiry_in_future`       | O                     | O               | R                     | O             | R                 | O     |
+//! | `name_match`             | R                     | R               | R                     | R             | -                 | O     |
+//! | `duplicate_registration` | R when a registration number is found, any type                                         ||||||
+//!
+//! Hard failures (auto-reject under the default [`Policy`]): an expiry date in the past, and a
+//! document that clearly looks like another type than the one declared. Every other failure
+//! goes to manual review. Documents of type `other` never auto-approve: their confidence is
+//! capped at [`OTHER_CONFIDENCE_MAX`].
+//!
+//! ```
+//! use mercato_engine::verification::rules::{assess, decide, Decision, DocumentType, Policy, VendorProfile};
+//! use mercato_engine::verification::samples::{document_text, sample_spec};
+//! let today = 20_000;
+//! let spec = sample_spec(7, DocumentType::TaxCertificate, "Nordlicht Handels GmbH", *b"DE", today);
+//! let vendor = VendorProfile { name: "Nordlicht Handels GmbH".into(), country: *b"DE" };
+//! let assessment = assess(spec.doc_type, &document_text(&spec), &vendor, today, &|_| None);
+//! assert_eq!(decide(&assessment, &Policy::default()), Decision::Approve);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::dates::{self, DateOrder, FoundDate};
+use super::formats::{self, NumberKind};
+
+/// The version of these rules; recorded in every [`Assessment`].
+pub const RULES_VERSION: u32 = 1;
+/// The most bytes of extracted text the rules read; the rest is ignored.
+pub const ASSESS_TEXT_BYTES_MAX: usize = 1 << 20;
+/// The most characters of document text kept in a [`Span`].
+pub const SPAN_TEXT_CHARS_MAX: usize = 200;
+/// The most characters of a company or person name read from a labelled line.
+pub const NAME_CHARS_MAX: usize = 160;
+/// The most name candidates compared against the vendor profile.
+pub const NAME_CANDIDATES_MAX: usize = 64;
+/// The most lines examined for names ending in a legal suffix.
+pub const NAME_LINES_MAX: usize = 4_000;
+/// The lowest Jaro-Winkler similarity, in percent, at which a name matches the vendor's.
+pub const NAME_MATCH_PCT_MIN: u8 = 90;
+/// How old a bank letter may be, in days.
+pub const BANK_LETTER_AGE_DAYS_MAX: i64 = 365;
+/// The highest confidence a document of type `other` gets.
+pub const OTHER_CONFIDENCE_MAX: u8 = 50;
+/// The highest confidence a document with a failed required check gets.
+pub const REQUIRED_FAILED_CONFIDENCE_MAX: u8 = 60;
+/// The weight of a required check in the confidence score (optional checks weigh 1).
+pub const REQUIRED_CHECK_WEIGHT: u32 = 3;
+
+/// The type a manufacturer declares for an uploaded document.
+///
+/// Stored with postcard, which encodes the variant index: only ever append variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DocumentType {
+    /// Certificate of incorporation, commercial register extract, Kbis...
+    BusinessRegistration,
+    /// VAT registration or tax residence certificate.
+    TaxCertificate,
+    /// Liability or other insurance certificate.
+    InsuranceCertificate,
+    /// A bank's confirmation of the vendor's account.
+    BankLetter,
+    /// A representative's passport or identity card.
+    IdentityDocument,
+    /// Anything else; always reviewed by a person.
+    Other,
+}
+
+impl DocumentType {
+    /// Every document type, in declaration order.
+    pub const ALL: [DocumentType; 6] = [
+        DocumentType::BusinessRegistration,
+        DocumentType::TaxCertificate,
+        DocumentType::InsuranceCertificate,
+        DocumentType::BankLetter,
+        DocumentType::IdentityDocument,
+        DocumentType::Other,
+    ];
+
+    /// The stable snake_case name used in APIs and settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentType::BusinessRegistration => "business_registration",
+            DocumentType::TaxCertificate => "tax_certificate",
+            DocumentType::InsuranceCertificate => "insurance_certificate",
+            DocumentType::BankLetter => "bank_letter",
+            DocumentType::IdentityDocument => "identity_document",
+            DocumentType::Other => "other",
+        }
+    }
+
+    /// The type named by [`DocumentType::as_str`].
+    pub fn parse(name: &str) -> Option<DocumentType> {
+        DocumentType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// A human-readable name for details shown to reviewers.
+    pub fn label(self) -> &'static str {
+        match self {
+            DocumentType::BusinessRegistration => "business registration",
+            DocumentType::TaxCertificate => "tax certificate",
+            DocumentType::InsuranceCertificate => "insurance certificate",
+            DocumentType::BankLetter => "bank letter",
+            DocumentType::IdentityDocument => "identity document",
+            DocumentType::Other => "other document",
+        }
+    }
+}
+
+/// What the rules know about the vendor a document belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendorProfile {
+    /// The registered company name.
+    pub name: String,
+    /// ISO 3166 alpha-2 country code, uppercase (`*b"DE"`).
+    pub country: [u8; 2],
+}
+
+/// A piece of the extracted text that a check rests on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// Byte offset of its start in the extracted text.
+    pub start: u32,
+    /// Byte offset one past its end.
+    pub end: u32,
+    /// The text itself, at most [`SPAN_TEXT_CHARS_MAX`] characters.
+    pub text: String,
+}
+
+impl Span {
+    fn of(text: &str, start: usize, end: usize) -> Span {
+        let slice = text.get(start..end).unwrap_or("");
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+            text: slice.chars().take(SPAN_TEXT_CHARS_MAX).collect(),
+        }
+    }
+}
+
+/// The outcome of one rule on one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable snake_case name: `document_type`, `company_name`, `holder_name`,
+    /// `registration_number`, `tax_number`, `bank_account`, `issue_date`, `expiry_in_future`,
+    /// `name_match`, `duplicate_registration`.
+    pub name: String,
+    /// Whether the document passed it.
+    pub passed: bool,
+    /// A failure means auto-reject (expired, wrong type).
+    pub hard: bool,
+    /// The document type requires it; a failure keeps the document from auto-approval.
+    pub required: bool,
+    /// What was found or missing, for reviewers and the manufacturer.
+    pub detail: String,
+    /// The text the check rests on.
+    pub evidence: Option<Span>,
+}
+
+/// Values read from the document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Findings {
+    /// The company name, as printed.
+    pub company_name: Option<String>,
+    /// Registration number, normalized.
+    pub registration_number: Option<String>,
+    /// Tax number, normalized.
+    pub tax_number: Option<String>,
+    /// Issue date, days since 1970-01-01.
+    pub issue_day: Option<i64>,
+    /// Expiry date, days since 1970-01-01.
+    pub expiry_day: Option<i64>,
+    /// The person named on an identity document.
+    pub holder_name: Option<String>,
+    /// IBAN or account number, normalized.
+    pub bank_account: Option<String>,
+}
+
+/// Everything the rules concluded about one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// [`RULES_VERSION`] at the time.
+    pub rules_version: u32,
+    /// The declared type.
+    pub document_type: DocumentType,
+    /// Values read from the text.
+    pub findings: Findings,
+    /// Every check applied, in a stable order.
+    pub checks: Vec<Check>,
+    /// 0..=100; 0 when a hard check failed.
+    pub confidence_pct: u8,
+}
+
+impl Assessment {
+    /// The check with this name, if it was applied.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|check| check.name == name)
+    }
+}
+
+/// A tenant's verification policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Approve without review at or above this confidence.
+    pub auto_approve_pct: u8,
+    /// Reject without review when a hard check failed.
+    pub auto_reject_hard_failures: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            auto_approve_pct: 90,
+            auto_reject_hard_failures: true,
+        }
+    }
+}
+
+/// What happens to a document after assessment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Approved automatically.
+    Approve,
+    /// Rejected automatically, with the failed hard checks' details.
+    Reject {
+        /// Why, one entry per failed hard check.
+        reasons: Vec<String>,
+    },
+    /// Sent to the manual review queue.
+    Review {
+        /// Why, one entry per failed check or unmet threshold.
+        reasons: Vec<String>,
+    },
+}
+
+/// Applies the tenant's policy to an assessment.
+///
+/// Reject when a hard check failed (and the policy says so); approve when no check that is
+/// required or hard failed, the confidence reaches the threshold and the type is not `other`;
+/// review otherwise, with one reason per failed check or unmet condition.
+pub fn decide(assessment: &Assessment, policy: &Policy) -> Decision {
+    let failed = || assessment.checks.iter().filter(|check| !check.passed);
+    let hard: Vec<String> = failed()
+        .filter(|c| c.hard)
+        .map(|c| c.detail.clone())
+        .collect();
+    if policy.auto_reject_hard_failures && !hard.is_empty() {
+        return Decision::Reject { reasons: hard };
+    }
+    let blocking = failed().any(|check| check.required || check.hard);
+    let is_other = assessment.document_type == DocumentType::Other;
+    let below_threshold = assessment.confidence_pct < policy.auto_approve_pct;
+    if !blocking && !is_other && !below_threshold {
+        return Decision::Approve;
+    }
+    let mut reasons: Vec<String> = failed().map(|check| check.detail.clone()).collect();
+    if is_other {
+        reasons.push("documents of type other are always reviewed".to_string());
+    }
+    if below_threshold {
+        reasons.push(format!(
+            "confidence {}% is below the auto-approve threshold of {}%",
+            assessment.confidence_pct, policy.auto_approve_pct
+        ));
+    }
+    Decision::Review { reasons }
+}
+
+/// How a type treats each check; see the table in the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    Required,
+    IfPresent,
+    NotApplied,
+}
+
+struct Requirements {
+    company_name: Need,
+    holder_name: Need,
+    registration_number: Need,
+    tax_number: Need,
+    bank_account: Need,
+    issue_date: Need,
+    issue_age_days_max: Option<i64>,
+    expiry: Need,
+    name_match: Need,
+}
+
+fn requirements(doc_type: DocumentType) -> Requirements {
+    use Need::{IfPresent as O, NotApplied as N, Required as R};
+    let base = Requirements {
+        company_name: R,
+        holder_name: N,
+        registration_number: N,
+        tax_number: N,
+        bank_account: N,
+        issue_date: O,
+        issue_age_days_max: None,
+        expiry: O,
+        name_match: R,
+    };
+    match doc_type {
+        DocumentType::BusinessRegistration => Requirements {
+            registration_number: R,
+            tax_number: O,
+            issue_date: R,
+            ..base
+        },
+        DocumentType::TaxCertificate => Requirements {
+            registration_number: O,
+            tax_number: R,
+            ..base
+        },
+        DocumentType::InsuranceCertificate => Requirements { expiry: R, ..base },
+        DocumentType::BankLetter => Requirements {
+            bank_account: R,
+            issue_date: R,
+            issue_age_days_max: Some(BANK_LETTER_AGE_DAYS_MAX),
+            ..base
+        },
+        DocumentType::IdentityDocument => Requirements {
+            company_name: N,
+            holder_name: R,
+            expiry: R,
+            name_match: N,
+            ..base
+        },
+        DocumentType::Other => Requirements {
+            company_name: O,
+            registration_number: O,
+            tax_number: O,
+            name_match: O,
+            ..base
+        },
+    }
+}
+
+/// Assesses a document's extracted text.
+///
+/// `today_day` is the current day number (days since 1970-01-01, UTC).
+/// `registration_owner(normalized_number)` returns the id of another vendor that already holds
+/// the registration number found, if any; the number is passed normalized (see
+/// [`formats::normalize_number`]) and without a country prefix.
+pub fn assess(
+    doc_type: DocumentType,
+    text: &str,
+    vendor: &VendorProfile,
+    today_day: i64,
+    registration_owner: &dyn Fn(&str) -> Option<u64>,
+) -> Assessment {
+    let text = bounded_prefix(text, ASSESS_TEXT_BYTES_MAX);
+    let needs = requirements(doc_type);
+    let mut checks = Vec::new();
+    let mut findings = Findings::default();
+
+    if doc_type != DocumentType::Other {
+        checks.push(document_type_check(doc_type, text));
+    }
+    name_checks(text, vendor, &needs, &mut findings, &mut checks);
+    if needs.holder_name != Need::NotApplied {
+        checks.push(holder_name_check(text, &mut findings));
+    }
+    number_checks(
+        text,
+        vendor.country,
+        &needs,
+        &mut findings,
+        &mut checks,
+        registration_owner,
+    );
+    if needs.bank_account != Need::NotApplied {
+        checks.push(bank_account_check(text, &mut findings));
+    }
+    date_checks(
+        text,
+        vendor.country,
+        today_day,
+        &needs,
+        &mut findings,
+        &mut checks,
+    );
+
+    let confidence_pct = confidence(doc_type, &checks);
+    Assessment {
+        rules_version: RULES_VERSION,
+        document_type: doc_type,
+        findings,
+        checks,
+        confidence_pct,
+    }
+}
+
+/// The longest prefix of `text` of at most `bytes_max` bytes that ends on a character boundary.
+fn bounded_prefix(text: &str, bytes_max: usize) -> &str {
+    let mut end = text.len().min(bytes_max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn check(name: &str, passed: bool, need: Need, detail: String, evidence: Option<Span>) -> Check {
+    Check {
+        name: name.to_string(),
+        passed,
+        hard: false,
+        required: need == Need::Required,
+        detail,
+        evidence,
+    }
+}
+
+/// Combines the checks: required checks weigh [`REQUIRED_CHECK_WEIGHT`], optional ones 1;
+/// 0 after a hard failure; capped after a failed required check and for type `other`.
+fn confidence(doc_type: DocumentType, checks: &[Check]) -> u8 {
+    if checks.iter().any(|check| check.hard && !check.passed) {
+        return 0;
+    }
+    let weight = |check: &Check| {
+        if check.required {
+            REQUIRED_CHECK_WEIGHT
+        } else {
+            1
+        }
+    };
+    let total: u32 = checks.iter().map(weight).sum();
+    let passed: u32 = checks.iter().filter(|check| check.passed).map(weight).sum();
+    let ratio = (passed * 100).checked_div(total).unwrap_or(0);
+    let mut pct = u8::try_from(ratio.min(100)).unwrap_or(100);
+    if checks.iter().any(|check| check.required && !check.passed) {
+        pct = pct.min(REQUIRED_FAILED_CONFIDENCE_MAX);
+    }
+    if doc_type == DocumentType::Other {
+        pct = pct.min(OTHER_CONFIDENCE_MAX);
+    }
+    pct
+}
+
+// ---------------------------------------------------------------------------------------------
+// Document type
+
+/// Phrases that mark a document type: (phrase, weight). Strong phrases weigh 3, words that also
+/// appear on other documents weigh 1. Matched as whole words, lowercase.
+fn type_keywords(doc_type: DocumentType) -> &'static [(&'static str, u32)] {
+    match doc_type {
+        DocumentType::BusinessRegistration => &[
+            ("certificate of incorporation", 3),
+            ("articles of incorporation", 3),
+            ("articles of organization", 3),
+            ("certificate of formation", 3),
+            ("certificate of good standing", 3),
+            ("companies house", 3),
+            ("registrar of companies", 3),
+            ("business registration", 3),
+            ("company registration", 3),
+            ("commercial register", 3),
+            ("trade register", 3),
+            ("handelsregister", 3),
+            ("handelsregisterauszug", 3),
+            ("registergericht", 3),
+            ("extrait kbis", 3),
+            ("kbis", 3),
+            ("registre du commerce", 3),
+            ("kamer van koophandel", 3),
+            ("handelsregister uittreksel", 3),
+            ("registro delle imprese", 3),
+            ("visura camerale", 3),
+            ("registro mercantil", 3),
+            ("incorporated", 1),
+            ("registration number", 1),
+            ("company number", 1),
+            ("registered office", 1),
+            ("amtsgericht", 1),
+        ],
+        DocumentType::TaxCertificate => &[
+            ("tax certificate", 3),
+            ("certificate of tax residence", 3),
+            ("tax residence", 3),
+            ("value added tax", 3),
+            ("vat registration", 3),
+            ("internal revenue service", 3),
+            ("hm revenue", 3),
+            ("hmrc", 3),
+            ("finanzamt", 3),
+            ("umsatzsteuer", 3),
+            ("steuernummer", 3),
+            ("ust-idnr", 3),
+            ("finances publiques", 3),
+            ("belastingdienst", 3),
+            ("agenzia delle entrate", 3),
+            ("agencia tributaria", 3),
+            ("employer identification number", 3),
+            ("tax identification number", 3),
+            ("tax", 1),
+            ("vat", 1),
+            ("tva", 1),
+            ("btw", 1),
+            ("iva", 1),
+            ("taxpayer", 1),
+            ("fiscal", 1),
+        ],
+        DocumentType::InsuranceCertificate => &[
+            ("certificate of insurance", 3),
+            ("insurance certificate", 3),
+            ("insurance policy", 3),
+            ("policy number", 3),
+            ("insured", 3),
+            ("insurer", 3),
+            ("liability insurance", 3),
+            ("versicherungsbestätigung", 3),
+            ("versicherung", 3),
+            ("attestation d'assurance", 3),
+            ("verzekering", 3),
+            ("assicurazione", 3),
+            ("póliza", 3),
+            ("policy", 1),
+            ("coverage", 1),
+            ("premium", 1),
+            ("liability", 1),
+            ("limit of indemnity", 1),
+            ("assurance", 1),
+            ("seguro", 1),
+        ],
+        DocumentType::BankLetter => &[
+            ("iban", 3),
+            ("bank confirmation", 3),
+            ("account holder", 3),
+            ("bankbestätigung", 3),
+            ("kontoinhaber", 3),
+            ("domiciliation bancaire", 3),
+            ("sort code", 3),
+            ("routing number", 3),
+            ("swift", 3),
+            ("bic", 3),
+            ("bank", 1),
+            ("account", 1),
+            ("banque", 1),
+            ("banca", 1),
+            ("banco", 1),
+        ],
+        DocumentType::IdentityDocument => &[
+            ("passport", 3),
+            ("identity card", 3),
+            ("national identity", 3),
+            ("date of birth", 3),
+            ("place of birth", 3),
+            ("nationality", 3),
+            ("personalausweis", 3),
+            ("reisepass", 3),
+            ("carte nationale d'identité", 3),
+            ("passeport", 3),
+            ("carta d'identità", 3),
+            ("documento nacional de identidad", 3),
+            ("driver's license", 3),
+            ("driving licence", 3),
+            ("paspoort", 3),
+            ("surname", 1),
+            ("given names", 1),
+            ("sex", 1),
+        ],
+        DocumentType::Other => &[],
+    }
+}
+
+/// The score at which a text looks like a type.
+const TYPE_SCORE_LOOKS_LIKE: u32 = 2;
+/// The score at which a text clearly looks like another type than the declared one.
+const TYPE_SCORE_CLEARLY_OTHER: u32 = 3;
+
+fn type_score(doc_type: DocumentType, lower: &str) -> u32 {
+    type_keywords(doc_type)
+        .iter()
+        .filter(|(phrase, _)| contains_word(lower, phrase))
+        .map(|(_, weight)| weight)
+        .sum()
+}
+
+/// Whether `needle` occurs in `haystack` with no letter or digit right before or after it.
+fn contains_word(haystack: &str, needle: &str) -> bool {
+    haystack.match_indices(needle).any(|(start, _)| {
+        let before = haystack[..start].chars().next_back();
+        let after = haystack[start + needle.len()..].chars().next();
+        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
+    })
+}
+
+fn document_type_check(declared: DocumentType, text: &str) -> Check {
+    let lower = text.to_lowercase();
+    let declared_score = type_score(declared, &lower);
+    let best_other = DocumentType::ALL
+        .into_iter()
+        .filter(|t| *t != declared && *t != DocumentType::Other)
+        .map(|t| (type_score(t, &lower), t))
+        .max_by_key(|(score, _)| *score);
+    let mut result = check("document_type", true, Need::Required, String::new(), None);
+    if declared_score >= TYPE_SCORE_LOOKS_LIKE {
+        result.detail = format!("the text reads like a {}", declared.label());
+        return result;
+    }
+    result.passed = false;
+    match best_other {
+        Some((score, other)) if score >= TYPE_SCORE_CLEARLY_OTHER => {
+            result.hard = true;
+            result.detail = format!(
+                "wrong type: declared {} but the text reads like a {}",
+                declared.label(),
+                other.label()
+            );
+        }
+        _ => result.detail = format!("the text does not clearly read like a {}", declared.label()),
+    }
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+const COMPANY_LABELS: &[&str] = &[
+    "company name",
+    "name of company",
+    "name of the company",
+    "registered name",
+    "legal name",
+    "business name",
+    "entity name",
+    "company",
+    "firma",
+    "firmenname",
+    "dénomination sociale",
+    "dénomination",
+    "denomination",
+    "raison sociale",
+    "denominazione",
+    "ragione sociale",
+    "razón social",
+    "razon social",
+    "denominación social",
+    "statutaire naam",
+    "handelsnaam",
+    "insured",
+    "name of insured",
+    "named insured",
+    "policyholder",
+    "policy holder",
+    "account holder",
+    "account name",
+    "kontoinhaber",
+    "titulaire du compte",
+    "titulaire",
+    "taxpayer",
+    "taxpayer name",
+];
+
+const PERSON_LABELS: &[&str] = &[
+    "surname",
+    "given names",
+    "given name",
+    "full name",
+    "name of holder",
+    "holder",
+    "name",
+    "nom",
+    "prénoms",
+    "nachname",
+    "vorname",
+    "cognome",
+    "nome",
+    "apellidos",
+    "nombre",
+];
+
+/// Legal-form words dropped before names are compared, lowercase, without dots.
+const LEGAL_SUFFIXES: &[&str] = &[
+    "gmbh",
+    "ag",
+    "kg",
+    "ohg",
+    "ug",
+    "kgaa",
+    "ev",
+    "ltd",
+    "limited",
+    "inc",
+    "incorporated",
+    "llc",
+    "llp",
+    "lp",
+    "plc",
+    "co",
+    "corp",
+    "corporation",
+    "company",
+    "sa",
+    "sas",
+    "sarl",
+    "eurl",
+    "snc",
+    "bv",
+    "nv",
+    "vof",
+    "spa",
+    "srl",
+    "snc",
+    "sl",
+    "slu",
+    "se",
+    "ab",
+    "oy",
+    "as",
+    "aps",
+    "pty",
+    "haftungsbeschränkt",
+];
+
+/// Values of `label: value` lines: (label index, value start, value end), in text order.
+fn labelled_values(text: &str, lower: &str, labels: &[&str]) -> Vec<(usize, usize, usize)> {
+    let mut values = Vec::new();
+    for (index, label) in labels.iter().enumerate() {
+        for (start, _) in lower.match_indices(label) {
+            if values.len() >= NAME_CANDIDATES_MAX {
+                break;
+            }
+            let end = start + label.len();
+            let before = lower[..start].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric()) {
+                continue;
+            }
+            let rest = &text[end..];
+            let line = rest.split('\n').next().unwrap_or("");
+            let Some(after_colon) = line.trim_start_matches([' ', '\t']).strip_prefix(':') else {
+                continue;
+            };
+            let value = after_colon.trim();
+            if value.is_empty() || !value.chars().any(char::is_alphabetic) {
+                continue;
+            }
+            let value_start = end
+                + (line.len() - after_colon.len())
+                + (after_colon.len() - after_colon.trim_start().len());
+            let value_end = value_start + bounded_chars_len(value, NAME_CHARS_MAX);
+            values.push((index, value_start, value_end));
+        }
+    }
+    values.sort_by_key(|&(_, start, _)| start);
+    values
+}
+
+/// Byte length of the first `chars_max` characters of `s`.
+fn bounded_chars_len(s: &str, chars_max: usize) -> usize {
+    s.char_indices()
+        .nth(chars_max)
+        .map_or(s.len(), |(index, _)| index)
+}
+
+/// Lines that end in a legal-form word ("ACME TRADING LTD"), as (start, end).
+fn legal_suffix_lines(text: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut offset = 0;
+    for line in text.split('\n').take(NAME_LINES_MAX) {
+        let line_start = offset;
+        offset += line.len() + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.chars().count() > NAME_CHARS_MAX {
+            continue;
+        }
+        let words = name_words(trimmed);
+        let ends_in_suffix = words
+            .last()
+            .is_some_and(|w| LEGAL_SUFFIXES.contains(&w.as_str()));
+        if ends_in_suffix && words.len() >= 2 && !trimmed.contains(':') {
+            let start = line_start + (line.len() - line.trim_start().len());
+            found.push((start, start + trimmed.len()));
+            if found.len() >= NAME_CANDIDATES_MAX {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Lowercase words of a name with dots removed (so "S.A." is "sa"), diacritics folded and other
+/// punctuation treated as spaces.
+fn name_words(name: &str) -> Vec<String> {
+    let mut folded = String::new();
+    for ch in name.chars().flat_map(char::to_lowercase) {
+        match ch {
+            '.' => {}
+            'ß' => folded.push_str("ss"),
+            'æ' => folded.push_str("ae"),
+            'œ' => folded.push_str("oe"),
+            ch if ch.is_alphanumeric() => folded.push(fold_diacritic(ch)),
+            _ => folded.push(' '),
+        }
+    }
+    folded.split_whitespace().map(str::to_string).collect()
+}
+
+fn fold_diacritic(ch: char) -> char {
+    match ch {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+        'ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' => 'i',
+        'ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' => 'u',
+        'ý' | 'ÿ' => 'y',
+        other => other,
+    }
+}
+
+/// A name reduced for comparison: words without legal forms, in order and sorted.
+fn comparable_name(name: &str) -> (String, String) {
+    let mut words: Vec<String> = name_words(name)
+        .into_iter()
+        .filter(|w| !LEGAL_SUFFIXES.contains(&w.as_str()))
+        .collect();
+    let in_order = words.join(" ");
+    words.sort();
+    (in_order, words.join(" "))
+}
+
+/// Jaro-Winkler similarity of two company names in percent, after normalization; the better of
+/// the names in order and with their words sorted.
+pub fn name_similarity_pct(a: &str, b: &str) -> u8 {
+    let (a_order, a_sorted) = comparable_name(a);
+    let (b_order, b_sorted) = comparable_name(b);
+    if a_order.is_empty() || b_order.is_empty() {
+        return 0;
+    }
+    let score =
+        strsim::jaro_winkler(&a_order, &b_order).max(strsim::jaro_winkler(&a_sorted, &b_sorted));
+    (score * 100.0).floor().clamp(0.0, 100.0) as u8
+}
+
+fn name_checks(
+    text: &str,
+    vendor: &VendorProfile,
+    needs: &Requirements,
+    findings: &mut Findings,
+    checks: &mut Vec<Check>,
+) {
+    if needs.company_name == Need::NotApplied {
+        return;
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut candidates: Vec<(usize, usize)> = labelled_values(text, &lower, COMPANY_LABELS)
+        .into_iter()
+        .map(|(_, s, e)| (s, e))
+        .collect();
+    candidates.extend(legal_suffix_lines(text));
+    candidates.truncate(NAME_CANDIDATES_MAX);
+    let scored = candidates
+        .iter()
+        .map(|&(s, e)| (name_similarity_pct(&text[s..e], &vendor.name), s, e));
+    // The best match wins; among equals, the first printed.
+    let best = scored.fold(
+        None,
+        |best: Option<(u8, usize, usize)>, current| match best {
+            Some(b) if b.0 >= current.0 => Some(b),
+            _ => Some(current),
+        },
+    );
+    let Some((score, start, end)) = best else {
+        if needs.company_name == Need::Required {
+            checks.push(check(
+                "company_name",
+                false,
+                needs.company_name,
+                "no company name found".into(),
+                None,
+            ));
+        }
+        return;
+    };
+    let evidence = Span::of(text, start, end);
+    findings.company_name = Some(evidence.text.clone());
+    let found = format!("company name found: {}", evidence.text);
+    checks.push(check(
+        "company_name",
+        true,
+        needs.company_name,
+        found,
+        Some(evidence.clone()),
+    ));
+    if needs.name_match == Need::NotApplied {
+        return;
+    }
+    let passed = score >= NAME_MATCH_PCT_MIN;
+    let verdict = if passed { "matches" } else { "does not match" };
+    let detail = format!(
+        "\"{}\" {verdict} the vendor name \"{}\" (similarity {score}%, {NAME_MATCH_PCT_MIN}% needed)",
+        evidence.text, vendor.name
+    );
+    checks.push(check(
+        "name_match",
+        passed,
+        needs.name_match,
+        detail,
+        Some(evidence),
+    ));
+}
+
+fn holder_name_check(text: &str, findings: &mut Findings) -> Check {
+    let lower = text.to_ascii_lowercase();
+    let values = labelled_values(text, &lower, PERSON_LABELS);
+    let person = values.iter().find(|&&(_, s, e)| {
+        let value = &text[s..e];
+        value
+            .chars()
+            .all(|c| c.is_alphabetic() || " -'.,".contains(c))
+    });
+    let Some(&(_, start, end)) = person else {
+        return check(
+            "holder_name",
+            false,
+            Need::Required,
+            "no holder name found".into(),
+            None,
+        );
+    };
+    let evidence = Span::of(text, start, end);
+    findings.holder_name = Some(evidence.text.clone());
+    let detail = format!("holder name found: {}", evidence.text);
+    check("holder_name", true, Need::Required, detail, Some(evidence))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+
+fn number_checks(
+    text: &str,
+    country: [u8; 2],
+    needs: &Requirements,
+    findings: &mut Findings,
+    checks: &mut Vec<Check>,
+    registration_owner: &dyn Fn(&str) -> Option<u64>,
+) {
+    let country_name = String::from_utf8_lossy(&country).into_owned();
+    let mut registration_span = None;
+    let kinds = [
+        (
+            "registration_number",
+            "registration",
+            NumberKind::Registration,
+            needs.registration_number,
+        ),
+        ("tax_number", "tax", NumberKind::Tax, needs.tax_number),
+    ];
+    for (name, noun, kind, need) in kinds {
+        if need == Need::NotApplied {
+            continue;
+        }
+        match formats::find_number(text, country, kind) {
+            Some(found) => {
+                let evidence = Span::of(text, found.start, found.end);
+                if kind == NumberKind::Registration {
+                    registration_span = Some(evidence.clone());
+                }
+                let detail = format!(
+                    "{noun} number {} in the {country_name} format",
+                    found.normalized
+                );
+                checks.push(check(name, true, need, detail, Some(evidence)));
+                let slot = match kind {
+                    NumberKind::Registration => &mut findings.registration_number,
+                    NumberKind::Tax => &mut findings.tax_number,
+                };
+                *slot = Some(found.normalized);
+            }
+            None if need == Need::Required => {
+                let detail = format!("no {noun} number in the {country_name} format found");
+                checks.push(check(name, false, need, detail, None));
+            }
+            None => {}
+        }
+    }
+    if let Some(number) = &findings.registration_number {
+        checks.push(duplicate_check(
+            number,
+            registration_span,
+            registration_owner,
+        ));
+    }
+}
+
+fn duplicate_check(
+    number: &str,
+    evidence: Option<Span>,
+    registration_owner: &dyn Fn(&str) -> Option<u64>,
+) -> Check {
+    match registration_owner(number) {
+        Some(owner) => {
+            let detail = format!("registration number {number} is already held by vendor {owner}");
+            check(
+                "duplicate_registration",
+                false,
+                Need::Required,
+                detail,
+                evidence,
+            )
+        }
+        None => {
+            let detail = format!("registration number {number} is not held by another vendor");
+            check(
+                "duplicate_registration",
+                true,
+                Need::Required,
+                detail,
+                evidence,
+            )
+        }
+    }
+}
+
+fn bank_account_check(text: &str, findings: &mut Findings) -> Check {
+    let need = Need::Required;
+    match formats::find_iban(text) {
+        Ok(Some(iban)) => {
+            let detail = format!("IBAN {} with a valid checksum", iban.normalized);
+            let evidence = Span::of(text, iban.start, iban.end);
+            findings.bank_account = Some(iban.normalized);
+            check("bank_account", true, need, detail, Some(evidence))
+        }
+        Err(printed) => check(
+            "bank_account",
+            false,
+            need,
+            format!("IBAN {printed} fails the mod-97 check"),
+            None,
+        ),
+        Ok(None) => match formats::find_account_number(text) {
+            Some(account) => {
+                let detail = format!("account number {}", account.normalized);
+                let evidence = Span::of(text, account.start, account.end);
+                findings.bank_account = Some(account.normalized);
+                check("bank_account", true, need, detail, Some(evidence))
+            }
+            None => check(
+                "bank_account",
+                false,
+                need,
+                "no IBAN or account number found".into(),
+                None,
+            ),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates
+
+/// What a date in a document stands for, judged by the label before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DateRole {
+    Issue,
+    Expiry,
+    /// Birth dates and the like: never an issue or expiry date.
+    Other,
+}
+
+/// Date labels, lowercase, and whether they must sit right before the date (short words that
+/// mean something else elsewhere in a sentence).
+const DATE_LABELS: &[(&str, DateRole, bool)] = &[
+    ("date of issue", DateRole::Issue, false),
+    ("issue date", DateRole::Issue, false),
+    ("issued on", DateRole::Issue, false),
+    ("issued", DateRole::Issue, false),
+    ("date issued", DateRole::Issue, false),
+    ("dated", DateRole::Issue, true),
+    ("date of incorporation", DateRole::Issue, false),
+    ("incorporated on", DateRole::Issue, false),
+    ("date of registration", DateRole::Issue, false),
+    ("registration date", DateRole::Issue, false),
+    ("effective date", DateRole::Issue, false),
+    ("start date", DateRole::Issue, false),
+    ("valid from", DateRole::Issue, false),
+    ("policy period", DateRole::Issue, false),
+    ("period of insurance", DateRole::Issue, false),
+    ("as of", DateRole::Issue, true),
+    ("from", DateRole::Issue, true),
+    ("date", DateRole::Issue, true),
+    ("ausgestellt am", DateRole::Issue, false),
+    ("ausstellungsdatum", DateRole::Issue, false),
+    ("datum", DateRole::Issue, true),
+    ("gültig ab", DateRole::Issue, false),
+    ("date de délivrance", DateRole::Issue, false),
+    ("délivré le", DateRole::Issue, false),
+    ("fait le", DateRole::Issue, false),
+    ("data di emissione", DateRole::Issue, false),
+    ("rilasciato il", DateRole::Issue, false),
+    ("fecha de emisión", DateRole::Issue, false),
+    ("fecha de expedición", DateRole::Issue, false),
+    ("datum van afgifte", DateRole::Issue, false),
+    ("valid until", DateRole::Expiry, false),
+    ("valid till", DateRole::Expiry, false),
+    ("valid to", DateRole::Expiry, false),
+    ("valid thru", DateRole::Expiry, false),
+    ("valid through", DateRole::Expiry, false),
+    ("expiry date", DateRole::Expiry, false),
+    ("date of expiry", DateRole::Expiry, false),
+    ("expiry", DateRole::Expiry, false),
+    ("expires on", DateRole::Expiry, false),
+    ("expires", DateRole::Expiry, false),
+    ("expiration date", DateRole::Expiry, false),
+    ("expiration", DateRole::Expiry, false),
+    ("end date", DateRole::Expiry, false),
+    ("to", DateRole::Expiry, true),
+    ("until", DateRole::Expiry, true),
+    ("gültig bis", DateRole::Expiry, false),
+    ("ablaufdatum", DateRole::Expiry, false),
+    ("date d'expiration", DateRole::Expiry, false),
+    ("valable jusqu'au", DateRole::Expiry, false),
+    ("data di scadenza", DateRole::Expiry, false),
+    ("scadenza", DateRole::Expiry, false),
+    ("valido fino al", DateRole::Expiry, false),
+    ("fecha de caducidad", DateRole::Expiry, false),
+    ("válido hasta", DateRole::Expiry, false),
+    ("geldig tot", DateRole::Expiry, false),
+    ("vervaldatum", DateRole::Expiry, false),
+    ("date of birth", DateRole::Other, false),
+    ("born", DateRole::Other, false),
+    ("geburtsdatum", DateRole::Other, false),
+    ("date de naissance", DateRole::Other, false),
+    ("data di nascita", DateRole::Other, false),
+    ("fecha de nacimiento", DateRole::Other, false),
+    ("geboortedatum", DateRole::Other, false),
+];
+
+/// The text before a date that may hold its label: the start of its line, or the previous line
+/// when the date starts its line (a label above a value).
+fn label_window(lower: &str, date_start: usize) -> &str {
+    let before = &lower[..date_start];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    if before[line_start..].trim().is_empty() && line_start > 0 {
+        let previous_start = before[..line_start - 1].rfind('\n').map_or(0, |i| i + 1);
+        return &before[previous_start..];
+    }
+    &before[line_start..]
+}
+
+/// The role of a date from the nearest label before it, if any.
+fn date_role(lower: &str, date: &FoundDate) -> Option<DateRole> {
+    let window = label_window(lower, date.start);
+    let mut nearest: Option<(usize, usize, DateRole)> = None;
+    for &(label, role, adjacent) in DATE_LABELS {
+        let Some(start) = rfind_word(window, label) else {
+            continue;
+        };
+        let end = start + label.len();
+        let between =
+            window[end..].trim_matches(|c: char| c.is_whitespace() || c == ':' || c == ',');
+        if adjacent && !between.is_empty() {
+            continue;
+        }
+        let better = nearest.is_none_or(|(e, len, _)| end > e || (end == e && label.len() > len));
+        if better {
+            nearest = Some((end, label.len(), role));
+        }
+    }
+    nearest.map(|(_, _, role)| role)
+}
+
+/// The start of the last whole-word occurrence of `needle` in `haystack`.
+fn rfind_word(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .rmatch_indices(needle)
+        .map(|(start, _)| start)
+        .find(|&start| {
+            let before = haystack[..start].chars().next_back();
+            let after = haystack[start + needle.len()..].chars().next();
+            before.is_none_or(|c| !c.is_alphanumeric())
+                && after.is_none_or(|c| !c.is_alphanumeric())
+        })
+}
+
+/// The issue and expiry dates: the first date labelled as such; an unlabelled date counts as the
+/// issue date when no labelled one exists (letters carry their date at the top).
+fn issue_and_expiry(text: &str, order: DateOrder) -> (Option<FoundDate>, Option<FoundDate>) {
+    let lower = text.to_lowercase();
+    // Lowercasing may change byte lengths outside ASCII; fall back to ASCII-only lowering then.
+    let lower = if lower.len() == text.len() {
+        lower
+    } else {
+        text.to_ascii_lowercase()
+    };
+    let mut issue = None;
+    let mut expiry = None;
+    let mut unlabelled = None;
+    for date in dates::find_dates(text, order) {
+        match date_role(&lower, &date) {
+            Some(DateRole::Issue) => issue = issue.or(Some(date)),
+            Some(DateRole::Expiry) => expiry = expiry.or(Some(date)),
+            Some(DateRole::Other) => {}
+            None => unlabelled = unlabelled.or(Some(date)),
+        }
+    }
+    (issue.or(unlabelled), expiry)
+}
+
+fn date_checks(
+    text: &str,
+    country: [u8; 2],
+    today_day: i64,
+    needs: &Requirements,
+    findings: &mut Findings,
+    checks: &mut Vec<Check>,
+) {
+    let order = if &country == b"US" {
+        DateOrder::MonthFirst
+    } else {
+        DateOrder::DayFirst
+    };
+    let (issue, expiry) = issue_and_expiry(text, order);
+    findings.issue_day = issue.map(|d| d.day);
+    findings.expiry_day = expiry.map(|d| d.day);
+    if let Some(check) = issue_check(text, issue, today_day, needs) {
+        checks.push(check);
+    }
+    if let Some(check) = expiry_check(text, expiry, today_day, needs.expiry) {
+        checks.push(check);
+    }
+}
+
+fn issue_check(
+    text: &str,
+    issue: Option<FoundDate>,
+    today_day: i64,
+    needs: &Requirements,
+) -> Option<Check> {
+    let need = needs.issue_date;
+    let Some(issue) = issue else {
+        let missing = check(
+            "issue_date",
+            false,
+            need,
+            "no issue date found".into(),
+            None,
+        );
+        return (need == Need::Required).then_some(missing);
+    };
+    let evidence = Some(Span::of(text, issue.start, issue.end));
+    let day = dates::format_day(issue.day);
+    let age_days = today_day - issue.day;
+    let (passed, detail) = if age_days < 0 {
+        (false, format!("issue date {day} is in the future"))
+    } else if let Some(age_max) = needs.issue_age_days_max.filter(|max| age_days > *max) {
+        (
+            false,
+            format!("issued {day}, {age_days} days ago; at most {age_max} days are accepted"),
+        )
+    } else {
+        (true, format!("issued {day}"))
+    };
+    Some(check("issue_date", passed, need, detail, evidence))
+}
+
+fn expiry_check(
+    text: &str,
+    expiry: Option<FoundDate>,
+    today_day: i64,
+    need: Need,
+) -> Option<Check> {
+    let Some(expiry) = expiry else {
+        let missing = check(
+            "expiry_in_future",
+            false,
+            need,
+            "no expiry date found".into(),
+            None,
+        );
+        return (need == Need::Required).then_some(missing);
+    };
+    let evidence = Some(Span::of(text, expiry.start, expiry.end));
+    let day = dates::format_day(expiry.day);
+    if expiry.day < today_day {
+        let mut expired = check(
+            "expiry_in_future",
+            false,
+            need,
+            format!("expired on {day}"),
+            evidence,
+        );
+        expired.hard = true;
+        return Some(expired);
+    }
+    Some(check(
+        "expiry_in_future",
+        true,
+        need,
+        format!("valid until {day}"),
+        evidence,
+    ))
+}
