@@ -771,6 +771,29 @@ fn bounded_chars_len(s: &str, chars_max: usize) -> usize {
         .map_or(s.len(), |(index, _)| index)
 }
 
+/// The most words in a line read as a company name without a label.
+const NAME_WORDS_MAX: usize = 8;
+
+/// Words of document titles and sentences that end in a legal form ("CERTIFICATE OF
+/// INCORPORATION OF A PRIVATE LIMITED COMPANY"); a line holding one is not a company name.
+const DOCUMENT_WORDING: &[&str] = &[
+    "certificate",
+    "certifies",
+    "certify",
+    "confirm",
+    "confirmation",
+    "extract",
+    "private",
+    "public",
+    "register",
+    "registered",
+    "the",
+    "is",
+    "a",
+    "an",
+    "this",
+];
+
 /// Lines that end in a legal-form word ("ACME TRADING LTD"), as (start, end).
 fn legal_suffix_lines(text: &str) -> Vec<(usize, usize)> {
     let mut found = Vec::new();
@@ -786,7 +809,9 @@ fn legal_suffix_lines(text: &str) -> Vec<(usize, usize)> {
         let ends_in_suffix = words
             .last()
             .is_some_and(|w| LEGAL_SUFFIXES.contains(&w.as_str()));
-        if ends_in_suffix && words.len() >= 2 && !trimmed.contains(':') {
+        let wording = words.iter().any(|w| DOCUMENT_WORDING.contains(&w.as_str()));
+        let name_like = words.len() >= 2 && words.len() <= NAME_WORDS_MAX;
+        if ends_in_suffix && name_like && !wording && !trimmed.contains(':') {
             let start = line_start + (line.len() - line.trim_start().len());
             found.push((start, start + trimmed.len()));
             if found.len() >= NAME_CANDIDATES_MAX {
@@ -1310,4 +1335,850 @@ fn expiry_check(
         format!("valid until {day}"),
         evidence,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verification::dates::days_from_civil;
+    use crate::verification::samples::{SampleSpec, document_text, sample_spec};
+
+    /// 2026-02-17.
+    const TODAY: i64 = 20_501;
+
+    fn vendor(name: &str, country: &[u8; 2]) -> VendorProfile {
+        VendorProfile {
+            name: name.to_string(),
+            country: *country,
+        }
+    }
+
+    fn assess_text(doc_type: DocumentType, text: &str, vendor: &VendorProfile) -> Assessment {
+        assess(doc_type, text, vendor, TODAY, &|_| None)
+    }
+
+    fn passed(assessment: &Assessment, name: &str) -> Option<bool> {
+        assessment.check(name).map(|check| check.passed)
+    }
+
+    fn verdict(assessment: &Assessment) -> &'static str {
+        match decide(assessment, &Policy::default()) {
+            Decision::Approve => "approve",
+            Decision::Reject { .. } => "reject",
+            Decision::Review { .. } => "review",
+        }
+    }
+
+    const ACME: &str = "Acme Trading Ltd";
+
+    /// A GB business registration, parameterised by the lines that tests vary.
+    fn gb_registration(name_line: &str, number_line: &str, date_line: &str) -> String {
+        format!(
+            "Companies House\nCERTIFICATE OF INCORPORATION OF A PRIVATE LIMITED COMPANY\n\
+             {number_line}\n{name_line}\nThe Registrar of Companies hereby certifies the company.\n{date_line}\n"
+        )
+    }
+
+    fn good_gb_registration() -> String {
+        gb_registration(
+            "Company name: ACME TRADING LIMITED",
+            "Company number: 01234567",
+            "Date of issue: 14 March 2025",
+        )
+    }
+
+    #[test]
+    fn document_type_names_round_trip() {
+        for doc_type in DocumentType::ALL {
+            assert_eq!(DocumentType::parse(doc_type.as_str()), Some(doc_type));
+        }
+        assert_eq!(DocumentType::parse("passport"), None);
+        assert_eq!(DocumentType::BankLetter.as_str(), "bank_letter");
+    }
+
+    #[test]
+    fn assessments_round_trip_through_postcard() {
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &good_gb_registration(),
+            &vendor(ACME, b"GB"),
+        );
+        let bytes = postcard::to_allocvec(&assessment).unwrap_or_default();
+        let back: Option<Assessment> = postcard::from_bytes(&bytes).ok();
+        assert_eq!(back, Some(assessment));
+    }
+
+    #[test]
+    fn a_complete_business_registration_is_approved() {
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &good_gb_registration(),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(verdict(&assessment), "approve", "{assessment:#?}");
+        assert_eq!(assessment.confidence_pct, 100);
+        assert_eq!(assessment.rules_version, RULES_VERSION);
+        let findings = &assessment.findings;
+        assert_eq!(
+            findings.company_name.as_deref(),
+            Some("ACME TRADING LIMITED")
+        );
+        assert_eq!(findings.registration_number.as_deref(), Some("01234567"));
+        assert_eq!(findings.issue_day, Some(days_from_civil(2025, 3, 14)));
+        assert_eq!(findings.expiry_day, None);
+        let names: Vec<&str> = assessment.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "document_type",
+                "company_name",
+                "name_match",
+                "registration_number",
+                "duplicate_registration",
+                "issue_date"
+            ]
+        );
+    }
+
+    #[test]
+    fn evidence_points_into_the_text() {
+        let text = good_gb_registration();
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        for check in &assessment.checks {
+            if let Some(span) = &check.evidence {
+                assert_eq!(
+                    &text[span.start as usize..span.end as usize],
+                    span.text,
+                    "{}",
+                    check.name
+                );
+            }
+        }
+        let span = assessment
+            .check("registration_number")
+            .and_then(|c| c.evidence.clone());
+        assert_eq!(span.map(|s| s.text).as_deref(), Some("01234567"));
+    }
+
+    #[test]
+    fn document_type_wrong_type_is_rejected() {
+        let bank = sample_spec(1, DocumentType::BankLetter, ACME, *b"GB", TODAY);
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            &document_text(&bank),
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("document_type");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.hard && c.detail.contains("bank letter")),
+            "{check:?}"
+        );
+        assert_eq!(assessment.confidence_pct, 0);
+        assert_eq!(verdict(&assessment), "reject");
+    }
+
+    #[test]
+    fn document_type_unclear_goes_to_review() {
+        let text = "Acme Trading Ltd\nCompany number: 01234567\nDate: 14 March 2025\n";
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            text,
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("document_type");
+        assert!(check.is_some_and(|c| !c.passed && !c.hard), "{check:?}");
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    #[test]
+    fn company_name_missing_fails() {
+        let text = gb_registration(
+            "The company is registered in Wales.",
+            "Company number: 01234567",
+            "Issued: 2025-03-14",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&assessment, "company_name"), Some(false));
+        assert_eq!(passed(&assessment, "name_match"), None);
+        assert!(assessment.confidence_pct <= REQUIRED_FAILED_CONFIDENCE_MAX);
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    #[test]
+    fn a_name_on_its_own_line_with_a_legal_form_is_found() {
+        let text = gb_registration(
+            "ACME TRADING LTD",
+            "Company number: 01234567",
+            "Issued: 2025-03-14",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(
+            assessment.findings.company_name.as_deref(),
+            Some("ACME TRADING LTD")
+        );
+        assert_eq!(verdict(&assessment), "approve");
+    }
+
+    #[test]
+    fn name_match_tolerates_legal_forms_order_and_accents() {
+        assert_eq!(
+            name_similarity_pct("ACME TRADING LIMITED", "Acme Trading Ltd"),
+            100
+        );
+        assert_eq!(
+            name_similarity_pct("Trading Acme Ltd.", "Acme Trading Ltd"),
+            100
+        );
+        assert_eq!(
+            name_similarity_pct(
+                "Société Générale de Vins S.A.R.L.",
+                "Societe Generale de Vins SARL"
+            ),
+            100
+        );
+        assert!(
+            name_similarity_pct("Nordlicht Handels GmbH", "Nordlicht Handel GmbH")
+                >= NAME_MATCH_PCT_MIN
+        );
+        assert!(name_similarity_pct("Globex Corporation", "Acme Trading Ltd") < NAME_MATCH_PCT_MIN);
+        assert_eq!(name_similarity_pct("GmbH", "Acme"), 0);
+    }
+
+    #[test]
+    fn name_match_fails_for_another_company() {
+        let text = gb_registration(
+            "Company name: GLOBEX HOLDINGS LIMITED",
+            "Company number: 01234567",
+            "Issued: 2025-03-14",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&assessment, "company_name"), Some(true));
+        let check = assessment.check("name_match");
+        assert!(
+            check.is_some_and(|c| !c.passed && !c.hard && c.detail.contains("does not match")),
+            "{check:?}"
+        );
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    #[test]
+    fn name_match_picks_the_vendor_among_other_names() {
+        let spec = sample_spec(3, DocumentType::InsuranceCertificate, ACME, *b"GB", TODAY);
+        let text = format!("Hanseatic Versicherung AG\n{}", document_text(&spec));
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        let evidence = assessment
+            .check("name_match")
+            .and_then(|c| c.evidence.clone());
+        assert_eq!(evidence.map(|e| e.text).as_deref(), Some(ACME));
+    }
+
+    #[test]
+    fn registration_number_in_the_wrong_format_fails() {
+        let text = gb_registration(
+            "Company name: Acme Trading Ltd",
+            "Company number: 1234567",
+            "Issued: 2025-03-14",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("registration_number");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.detail.contains("GB format")),
+            "{check:?}"
+        );
+        assert_eq!(passed(&assessment, "duplicate_registration"), None);
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    /// Each country's registration number, valid and invalid, in a register extract.
+    #[test]
+    fn registration_number_formats_per_country() {
+        let cases: [(&[u8; 2], &str, &str); 8] = [
+            (
+                b"US",
+                "Registration number: C1234567",
+                "Registration number: C12",
+            ),
+            (b"GB", "Company number: SC123456", "Company number: SC12345"),
+            (
+                b"DE",
+                "Registernummer: HRB 12345",
+                "Registernummer: HRX 12345",
+            ),
+            (b"FR", "SIREN: 732 829 320", "SIREN: 732 829 321"),
+            (b"NL", "KvK-nummer: 12345678", "KvK-nummer: 1234567"),
+            (
+                b"IT",
+                "Partita IVA: 00743110157",
+                "Partita IVA: 00743110158",
+            ),
+            (b"ES", "CIF: A58818501", "CIF: A58818502"),
+            (
+                b"CH",
+                "Registration No.: CHE-123.456.789",
+                "Registration No.: CHE-1",
+            ),
+        ];
+        for (country, valid, invalid) in cases {
+            let document = |line: &str| {
+                format!(
+                    "Commercial Register Extract\nCompany name: Acme Trading Ltd\n{line}\nDate of issue: 2025-03-14\n"
+                )
+            };
+            let vendor = vendor(ACME, country);
+            let good = assess_text(
+                DocumentType::BusinessRegistration,
+                &document(valid),
+                &vendor,
+            );
+            assert_eq!(verdict(&good), "approve", "{country:?} {good:#?}");
+            let bad = assess_text(
+                DocumentType::BusinessRegistration,
+                &document(invalid),
+                &vendor,
+            );
+            assert_eq!(
+                passed(&bad, "registration_number"),
+                Some(false),
+                "{country:?} {bad:#?}"
+            );
+        }
+    }
+
+    /// Each country's tax number, valid and invalid, in a tax certificate.
+    #[test]
+    fn tax_number_formats_per_country() {
+        let cases: [(&[u8; 2], &str, &str); 8] = [
+            (b"US", "EIN: 12-3456789", "EIN: 12-345678"),
+            (
+                b"GB",
+                "VAT Registration No.: GB 123 4567 89",
+                "VAT Registration No.: GB 123 4567",
+            ),
+            (b"DE", "USt-IdNr.: DE 123456789", "USt-IdNr.: DE 12345678"),
+            (
+                b"FR",
+                "TVA intracommunautaire: FR 44 732829320",
+                "TVA intracommunautaire: FR 45 732829320",
+            ),
+            (
+                b"NL",
+                "BTW-nummer: NL123456789B01",
+                "BTW-nummer: NL123456789C01",
+            ),
+            (
+                b"IT",
+                "Partita IVA: IT 00743110157",
+                "Partita IVA: IT 00743110158",
+            ),
+            (b"ES", "NIF: ESA58818501", "NIF: ESA58818502"),
+            (
+                b"CH",
+                "VAT number: CHE-123.456.789 MWST",
+                "VAT number: none",
+            ),
+        ];
+        for (country, valid, invalid) in cases {
+            let document = |line: &str| {
+                format!(
+                    "Tax Certificate\nTaxpayer: Acme Trading Ltd\n{line}\nDate of issue: 2025-03-14\n"
+                )
+            };
+            let vendor = vendor(ACME, country);
+            let good = assess_text(DocumentType::TaxCertificate, &document(valid), &vendor);
+            assert_eq!(verdict(&good), "approve", "{country:?} {good:#?}");
+            let bad = assess_text(DocumentType::TaxCertificate, &document(invalid), &vendor);
+            assert_eq!(
+                passed(&bad, "tax_number"),
+                Some(false),
+                "{country:?} {bad:#?}"
+            );
+            assert_eq!(verdict(&bad), "review");
+        }
+    }
+
+    #[test]
+    fn duplicate_registration_goes_to_review() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let owner = |number: &str| {
+            seen.borrow_mut().push(number.to_string());
+            Some(42)
+        };
+        let assessment = assess(
+            DocumentType::BusinessRegistration,
+            &good_gb_registration(),
+            &vendor(ACME, b"GB"),
+            TODAY,
+            &owner,
+        );
+        assert_eq!(seen.borrow().as_slice(), ["01234567"]);
+        let check = assessment.check("duplicate_registration");
+        assert!(
+            check.is_some_and(|c| !c.passed
+                && !c.hard
+                && c.required
+                && c.detail.contains("vendor 42")),
+            "{check:?}"
+        );
+        match decide(&assessment, &Policy::default()) {
+            Decision::Review { reasons } => assert!(
+                reasons.iter().any(|r| r.contains("vendor 42")),
+                "{reasons:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_date_missing_or_in_the_future_fails() {
+        let missing = gb_registration(
+            "Company name: Acme Trading Ltd",
+            "Company number: 01234567",
+            "",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &missing,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&assessment, "issue_date"), Some(false));
+        assert_eq!(verdict(&assessment), "review");
+        let future = gb_registration(
+            "Company name: Acme Trading Ltd",
+            "Company number: 01234567",
+            "Issued: 2030-01-01",
+        );
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &future,
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("issue_date");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.detail.contains("future")),
+            "{check:?}"
+        );
+    }
+
+    #[test]
+    fn us_dates_are_read_month_first() {
+        let text = gb_registration(
+            "Company name: Acme Trading Ltd",
+            "Registration number: C1234567",
+            "Date of issue: 03/04/2025",
+        );
+        let text = text.replace(
+            "Companies House",
+            "State of Delaware - Certificate of Formation",
+        );
+        let us = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"US"),
+        );
+        assert_eq!(us.findings.issue_day, Some(days_from_civil(2025, 3, 4)));
+        let de = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"CH"),
+        );
+        assert_eq!(de.findings.issue_day, Some(days_from_civil(2025, 4, 3)));
+    }
+
+    #[test]
+    fn every_date_format_is_read_as_an_issue_date() {
+        let written = [
+            "2025-03-14",
+            "14/03/2025",
+            "14.03.2025",
+            "March 14, 2025",
+            "14 March 2025",
+            "14 Mar 2025",
+        ];
+        for date in written {
+            let text = gb_registration(
+                "Company name: Acme Trading Ltd",
+                "Company number: 01234567",
+                &format!("Issued: {date}"),
+            );
+            let assessment = assess_text(
+                DocumentType::BusinessRegistration,
+                &text,
+                &vendor(ACME, b"GB"),
+            );
+            assert_eq!(
+                assessment.findings.issue_day,
+                Some(days_from_civil(2025, 3, 14)),
+                "{date}"
+            );
+        }
+    }
+
+    #[test]
+    fn date_labels_decide_issue_and_expiry() {
+        let text = "Certificate of Insurance\nInsured: Acme Trading Ltd\nDate of birth: 01.01.1980\n\
+                    Policy period: 01/01/2026 to 01/01/2027\n";
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            text,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(
+            assessment.findings.issue_day,
+            Some(days_from_civil(2026, 1, 1))
+        );
+        assert_eq!(
+            assessment.findings.expiry_day,
+            Some(days_from_civil(2027, 1, 1))
+        );
+        let stacked =
+            "Certificate of Insurance\nInsured: Acme Trading Ltd\nExpiry date\n31 December 2027\n";
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            stacked,
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(
+            assessment.findings.expiry_day,
+            Some(days_from_civil(2027, 12, 31))
+        );
+    }
+
+    #[test]
+    fn expired_documents_are_rejected() {
+        let spec = sample_spec(8, DocumentType::InsuranceCertificate, ACME, *b"GB", TODAY);
+        let good = assess_text(
+            DocumentType::InsuranceCertificate,
+            &document_text(&spec),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&good, "expiry_in_future"), Some(true));
+        assert_eq!(verdict(&good), "approve");
+        let expired = SampleSpec {
+            expiry_day: Some(TODAY - 1),
+            ..spec
+        };
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            &document_text(&expired),
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("expiry_in_future");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.hard && c.detail.starts_with("expired on")),
+            "{check:?}"
+        );
+        match decide(&assessment, &Policy::default()) {
+            Decision::Reject { reasons } => assert_eq!(reasons.len(), 1, "{reasons:?}"),
+            other => panic!("{other:?}"),
+        }
+        let lenient = Policy {
+            auto_reject_hard_failures: false,
+            ..Policy::default()
+        };
+        assert!(matches!(
+            decide(&assessment, &lenient),
+            Decision::Review { .. }
+        ));
+    }
+
+    #[test]
+    fn an_expiry_today_is_still_valid() {
+        let spec = sample_spec(8, DocumentType::TaxCertificate, ACME, *b"GB", TODAY);
+        let today = SampleSpec {
+            expiry_day: Some(TODAY),
+            ..spec
+        };
+        let assessment = assess_text(
+            DocumentType::TaxCertificate,
+            &document_text(&today),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&assessment, "expiry_in_future"), Some(true));
+    }
+
+    #[test]
+    fn insurance_without_expiry_goes_to_review() {
+        let text = "CERTIFICATE OF INSURANCE\nPolicy number: POL-1234\nInsured: Acme Trading Ltd\nIssued on: 2025-06-01\n";
+        let assessment = assess_text(
+            DocumentType::InsuranceCertificate,
+            text,
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("expiry_in_future");
+        assert!(
+            check.is_some_and(|c| !c.passed && !c.hard && c.required),
+            "{check:?}"
+        );
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    #[test]
+    fn tax_certificate_expiry_is_checked_only_when_present() {
+        let spec = sample_spec(2, DocumentType::TaxCertificate, ACME, *b"DE", TODAY);
+        let without = SampleSpec {
+            expiry_day: None,
+            ..spec
+        };
+        let assessment = assess_text(
+            DocumentType::TaxCertificate,
+            &document_text(&without),
+            &vendor(ACME, b"DE"),
+        );
+        assert_eq!(passed(&assessment, "expiry_in_future"), None);
+        assert_eq!(verdict(&assessment), "approve", "{assessment:#?}");
+    }
+
+    #[test]
+    fn bank_letter_with_iban_or_account_passes() {
+        for country in [*b"GB", *b"US"] {
+            let spec = sample_spec(5, DocumentType::BankLetter, ACME, country, TODAY);
+            let assessment = assess_text(
+                DocumentType::BankLetter,
+                &document_text(&spec),
+                &vendor(ACME, &country),
+            );
+            assert_eq!(
+                passed(&assessment, "bank_account"),
+                Some(true),
+                "{assessment:#?}"
+            );
+            assert_eq!(verdict(&assessment), "approve");
+        }
+    }
+
+    #[test]
+    fn bank_letter_with_a_bad_iban_or_none_fails() {
+        let letter = |account_line: &str| {
+            format!(
+                "First Commercial Bank\nLondon, 2 February 2026\nBANK CONFIRMATION LETTER\nAccount holder: Acme Trading Ltd\n{account_line}\nBIC: NWBKGB2L\n"
+            )
+        };
+        let good = assess_text(
+            DocumentType::BankLetter,
+            &letter("IBAN: GB29 NWBK 6016 1331 9268 19"),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(
+            good.findings.bank_account.as_deref(),
+            Some("GB29NWBK60161331926819")
+        );
+        let bad = assess_text(
+            DocumentType::BankLetter,
+            &letter("IBAN: GB28 NWBK 6016 1331 9268 19"),
+            &vendor(ACME, b"GB"),
+        );
+        let check = bad.check("bank_account");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.detail.contains("mod-97")),
+            "{check:?}"
+        );
+        let none = assess_text(
+            DocumentType::BankLetter,
+            &letter("Sort code: 60-16-13"),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&none, "bank_account"), Some(false));
+        assert_eq!(verdict(&none), "review");
+    }
+
+    #[test]
+    fn bank_letter_older_than_a_year_fails() {
+        let spec = sample_spec(5, DocumentType::BankLetter, ACME, *b"GB", TODAY);
+        let old = SampleSpec {
+            issue_day: TODAY - BANK_LETTER_AGE_DAYS_MAX - 1,
+            ..spec.clone()
+        };
+        let assessment = assess_text(
+            DocumentType::BankLetter,
+            &document_text(&old),
+            &vendor(ACME, b"GB"),
+        );
+        let check = assessment.check("issue_date");
+        assert!(
+            check.is_some_and(|c| !c.passed && c.detail.contains("days ago")),
+            "{check:?}"
+        );
+        assert_eq!(verdict(&assessment), "review");
+        let edge = SampleSpec {
+            issue_day: TODAY - BANK_LETTER_AGE_DAYS_MAX,
+            ..spec
+        };
+        let assessment = assess_text(
+            DocumentType::BankLetter,
+            &document_text(&edge),
+            &vendor(ACME, b"GB"),
+        );
+        assert_eq!(passed(&assessment, "issue_date"), Some(true));
+    }
+
+    #[test]
+    fn identity_document_needs_a_holder_and_a_future_expiry() {
+        let spec = sample_spec(4, DocumentType::IdentityDocument, ACME, *b"DE", TODAY);
+        let text = document_text(&spec);
+        let assessment = assess_text(DocumentType::IdentityDocument, &text, &vendor(ACME, b"DE"));
+        assert_eq!(
+            passed(&assessment, "holder_name"),
+            Some(true),
+            "{assessment:#?}"
+        );
+        assert_eq!(passed(&assessment, "name_match"), None);
+        assert_eq!(assessment.findings.company_name, None);
+        assert!(assessment.findings.issue_day < assessment.findings.expiry_day);
+        assert_eq!(verdict(&assessment), "approve");
+        let nameless: String = text
+            .lines()
+            .filter(|l| !l.contains("name"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let assessment = assess_text(
+            DocumentType::IdentityDocument,
+            &nameless,
+            &vendor(ACME, b"DE"),
+        );
+        assert_eq!(passed(&assessment, "holder_name"), Some(false));
+        assert_eq!(verdict(&assessment), "review");
+    }
+
+    #[test]
+    fn other_documents_always_go_to_review() {
+        let spec = sample_spec(1, DocumentType::Other, ACME, *b"GB", TODAY);
+        let assessment = assess_text(
+            DocumentType::Other,
+            &document_text(&spec),
+            &vendor(ACME, b"GB"),
+        );
+        assert!(assessment.confidence_pct <= OTHER_CONFIDENCE_MAX);
+        assert!(
+            assessment.checks.iter().all(|c| c.passed),
+            "{assessment:#?}"
+        );
+        let anything = Policy {
+            auto_approve_pct: 0,
+            ..Policy::default()
+        };
+        match decide(&assessment, &anything) {
+            Decision::Review { reasons } => assert!(
+                reasons.iter().any(|r| r.contains("type other")),
+                "{reasons:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let empty = assess_text(DocumentType::Other, "", &vendor(ACME, b"GB"));
+        assert_eq!(verdict(&empty), "review");
+    }
+
+    #[test]
+    fn the_threshold_is_inclusive() {
+        let mut assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &good_gb_registration(),
+            &vendor(ACME, b"GB"),
+        );
+        assessment.confidence_pct = 90;
+        assert_eq!(
+            decide(
+                &assessment,
+                &Policy {
+                    auto_approve_pct: 90,
+                    auto_reject_hard_failures: true
+                }
+            ),
+            Decision::Approve
+        );
+        match decide(
+            &assessment,
+            &Policy {
+                auto_approve_pct: 91,
+                auto_reject_hard_failures: true,
+            },
+        ) {
+            Decision::Review { reasons } => assert_eq!(
+                reasons,
+                ["confidence 90% is below the auto-approve threshold of 91%"]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_optional_check_lowers_confidence_without_blocking() {
+        let text = format!("{}VAT number: GB 123\n", good_gb_registration());
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &text,
+            &vendor(ACME, b"GB"),
+        );
+        // An invalid optional number is simply not found: no check, no penalty.
+        assert_eq!(passed(&assessment, "tax_number"), None);
+        let checks = vec![
+            check("a", true, Need::Required, String::new(), None),
+            check("b", true, Need::Required, String::new(), None),
+            check("c", true, Need::Required, String::new(), None),
+            check("d", false, Need::IfPresent, String::new(), None),
+        ];
+        assert_eq!(confidence(DocumentType::TaxCertificate, &checks), 90);
+        let assessment = Assessment {
+            checks,
+            confidence_pct: 90,
+            ..assessment
+        };
+        assert!(matches!(
+            decide(&assessment, &Policy::default()),
+            Decision::Approve
+        ));
+    }
+
+    #[test]
+    fn hostile_text_is_bounded_and_never_panics() {
+        let long_line = format!("Company name: {}\n", "Ä".repeat(10_000));
+        let assessment = assess_text(
+            DocumentType::BusinessRegistration,
+            &long_line,
+            &vendor(ACME, b"GB"),
+        );
+        let span = assessment
+            .check("company_name")
+            .and_then(|c| c.evidence.clone());
+        assert!(span.is_some_and(|s| s.text.chars().count() <= SPAN_TEXT_CHARS_MAX));
+        let huge = "IBAN: ".repeat(ASSESS_TEXT_BYTES_MAX / 4);
+        let assessment = assess_text(DocumentType::BankLetter, &huge, &vendor(ACME, b"GB"));
+        assert_eq!(passed(&assessment, "bank_account"), Some(false));
+        for text in [
+            "",
+            ":",
+            "\n\n",
+            "Company name:\n",
+            "Valid until: 99/99/9999",
+            "ü€\u{0}\u{feff}",
+        ] {
+            for doc_type in DocumentType::ALL {
+                let assessment = assess_text(doc_type, text, &vendor("", b"ZZ"));
+                assert!(assessment.confidence_pct <= 100);
+            }
+        }
+    }
 }
