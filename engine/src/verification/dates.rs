@@ -65,9 +65,13 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The most days from 1970 that [`civil_from_days`] converts; beyond, it clamps (about
+/// 27 million years, far past any document and far from integer overflow).
+pub const DAY_NUMBER_ABS_MAX: i64 = 10_000_000_000;
+
 /// The civil date `(year, month, day)` of a day number (Hinnant's `civil_from_days`).
 pub fn civil_from_days(day_number: i64) -> (i64, u32, u32) {
-    let z = day_number + 719_468;
+    let z = day_number.clamp(-DAY_NUMBER_ABS_MAX, DAY_NUMBER_ABS_MAX) + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
     let year_of_era =

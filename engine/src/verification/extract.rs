@@ -605,4 +605,33 @@ mod tests {
         let kept = read_bounded(&mut source, 100);
         assert_eq!(kept, vec![7u8; 100]);
     }
+
+    /// Generated PDFs with bytes overwritten at pseudo-random places: each is text or
+    /// unreadable, and no panic escapes.
+    #[test]
+    fn corrupted_pdfs_never_panic() {
+        let spec = sample_spec(
+            11,
+            DocumentType::BusinessRegistration,
+            "Acme Trading Ltd",
+            *b"GB",
+            20_000,
+        );
+        let original = pdf(&spec);
+        let mut state = 0x9e37_79b9_u64;
+        for _ in 0..200 {
+            let mut bytes = original.clone();
+            for _ in 0..8 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = 5 + (state as usize) % (bytes.len() - 5);
+                bytes[at] = (state >> 32) as u8;
+            }
+            match extract(DocFormat::Pdf, &bytes, &config()) {
+                Extraction::Text { method, .. } => assert_eq!(method, ExtractMethod::PdfTextLayer),
+                Extraction::Unreadable { reason } => assert!(reason.starts_with("PDF"), "{reason}"),
+            }
+        }
+    }
 }

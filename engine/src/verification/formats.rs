@@ -127,6 +127,9 @@ pub fn spanish_cif_control(letter: char, digits: &str) -> Option<(char, char)> {
 }
 
 fn spanish_cif_valid(cif: &str) -> bool {
+    if !cif.is_ascii() {
+        return false;
+    }
     let mut chars = cif.chars();
     let (Some(letter), Some(control)) = (chars.next(), chars.next_back()) else {
         return false;
@@ -150,7 +153,9 @@ pub fn iban_valid(iban: &str) -> bool {
     let shape = (15..=NUMBER_CHARS_MAX).contains(&bytes.len())
         && bytes[..2].iter().all(u8::is_ascii_uppercase)
         && bytes[2..4].iter().all(u8::is_ascii_digit)
-        && bytes.iter().all(u8::is_ascii_alphanumeric);
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     if !shape {
         return false;
     }
@@ -183,6 +188,9 @@ fn strip_prefix_digits<'a>(normalized: &'a str, prefix: &str) -> Option<&'a str>
 
 /// Whether a normalized number has the registration format of `country`.
 pub fn registration_valid(country: [u8; 2], normalized: &str) -> bool {
+    if !normalized.is_ascii() {
+        return false;
+    }
     match &country {
         b"GB" => {
             let bytes = normalized.as_bytes();
@@ -204,6 +212,9 @@ pub fn registration_valid(country: [u8; 2], normalized: &str) -> bool {
 
 /// Whether a normalized number has the tax-number format of `country`.
 pub fn tax_valid(country: [u8; 2], normalized: &str) -> bool {
+    if !normalized.is_ascii() {
+        return false;
+    }
     match &country {
         b"US" => normalized.len() == 9 && all_digits(normalized),
         b"GB" => strip_prefix_digits(normalized, "GB").is_some_and(|d| d.len() == 9),
@@ -435,17 +446,26 @@ fn is_filler(token: &str) -> bool {
 fn tokens(text: &str, range: (usize, usize)) -> Vec<(usize, usize)> {
     let slice = &text[range.0..range.1];
     let mut out = Vec::new();
-    let mut offset = 0;
-    for raw in slice.split(|c: char| c.is_whitespace()) {
-        let raw_start = offset;
-        offset += raw.len() + 1;
-        let trimmed_start = raw.trim_start_matches(|c: char| ":#,;()[]".contains(c));
-        let trimmed = trimmed_start.trim_end_matches(|c: char| ":#,;()[].".contains(c));
-        if trimmed.is_empty() {
-            continue;
+    let mut raw_start = None;
+    // A sentinel space at the end closes the last token.
+    let chars = slice
+        .char_indices()
+        .chain(std::iter::once((slice.len(), ' ')));
+    for (index, ch) in chars {
+        match (raw_start, ch.is_whitespace()) {
+            (None, false) => raw_start = Some(index),
+            (Some(start), true) => {
+                raw_start = None;
+                let raw = &slice[start..index];
+                let trimmed_start = raw.trim_start_matches(|c: char| ":#,;()[]".contains(c));
+                let trimmed = trimmed_start.trim_end_matches(|c: char| ":#,;()[].".contains(c));
+                if !trimmed.is_empty() {
+                    let token_start = range.0 + start + (raw.len() - trimmed_start.len());
+                    out.push((token_start, token_start + trimmed.len()));
+                }
+            }
+            _ => {}
         }
-        let start = range.0 + raw_start + (raw.len() - trimmed_start.len());
-        out.push((start, start + trimmed.len()));
     }
     out
 }
@@ -580,7 +600,10 @@ mod tests {
     fn spain() {
         assert!(reg(b"ES", "A58818501"));
         assert!(!reg(b"ES", "A58818502"));
-        assert!(tax(b"ES", "ES B-1234567-4") == spanish_cif_valid("B12345674"));
+        assert!(tax(b"ES", "ES B-1234567-4"));
+        assert!(!tax(b"ES", "ES B-1234567-5"));
+        assert!(reg(b"ES", "P1234567D"));
+        assert!(!reg(b"ES", "P12345674"));
         assert!(!reg(b"ES", "58818501"));
     }
 
@@ -589,6 +612,37 @@ mod tests {
         assert!(reg(b"CH", "CHE-123.456.789"));
         assert!(!reg(b"CH", "AB12"));
         assert!(!tax(b"CH", "ABCDEFG1"));
+    }
+
+    #[test]
+    fn non_ascii_input_is_invalid_not_a_panic() {
+        for country in [
+            *b"GB", *b"DE", *b"FR", *b"NL", *b"IT", *b"ES", *b"US", *b"CH",
+        ] {
+            for raw in [
+                "ÄÖ123456",
+                "GBü1234567",
+                "NL12345678ü01",
+                "Bü1234567",
+                "€€€",
+            ] {
+                assert!(!registration_valid(country, raw) && !tax_valid(country, raw));
+            }
+        }
+        assert!(!iban_valid("DE89370400440532013000ü"));
+        assert!(!iban_valid("de89370400440532013000"));
+    }
+
+    #[test]
+    fn unicode_whitespace_between_groups_is_handled() {
+        let text = "VAT No.:\u{3000}GB\u{a0}123\u{2003}4567 89 — ok";
+        let found = find_number(text, *b"GB", NumberKind::Tax);
+        assert_eq!(
+            found.as_ref().map(|f| f.normalized.as_str()),
+            Some("GB123456789")
+        );
+        let found = found.map(|f| &text[f.start..f.end]);
+        assert_eq!(found, Some("GB\u{a0}123\u{2003}4567 89"));
     }
 
     #[test]

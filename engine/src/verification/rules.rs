@@ -1221,13 +1221,8 @@ fn rfind_word(haystack: &str, needle: &str) -> Option<usize> {
 /// The issue and expiry dates: the first date labelled as such; an unlabelled date counts as the
 /// issue date when no labelled one exists (letters carry their date at the top).
 fn issue_and_expiry(text: &str, order: DateOrder) -> (Option<FoundDate>, Option<FoundDate>) {
-    let lower = text.to_lowercase();
-    // Lowercasing may change byte lengths outside ASCII; fall back to ASCII-only lowering then.
-    let lower = if lower.len() == text.len() {
-        lower
-    } else {
-        text.to_ascii_lowercase()
-    };
+    // ASCII lowering keeps every byte offset, so date offsets index the lowered text too.
+    let lower = text.to_ascii_lowercase();
     let mut issue = None;
     let mut expiry = None;
     let mut unlabelled = None;
@@ -1285,7 +1280,7 @@ fn issue_check(
     };
     let evidence = Some(Span::of(text, issue.start, issue.end));
     let day = dates::format_day(issue.day);
-    let age_days = today_day - issue.day;
+    let age_days = today_day.saturating_sub(issue.day);
     let (passed, detail) = if age_days < 0 {
         (false, format!("issue date {day} is in the future"))
     } else if let Some(age_max) = needs.issue_age_days_max.filter(|max| age_days > *max) {
@@ -2178,6 +2173,70 @@ mod tests {
             for doc_type in DocumentType::ALL {
                 let assessment = assess_text(doc_type, text, &vendor("", b"ZZ"));
                 assert!(assessment.confidence_pct <= 100);
+            }
+        }
+    }
+
+    /// Pseudo-random documents built from label fragments, digits, separators and multi-byte
+    /// characters: assessing them must never panic, whatever lines up where.
+    #[test]
+    fn random_documents_never_panic() {
+        const PIECES: &[&str] = &[
+            "Company name:",
+            "IBAN:",
+            "VAT",
+            "HRB",
+            "GB",
+            "DE",
+            "Valid until",
+            "Issued",
+            " ",
+            "\n",
+            ":",
+            ".",
+            "/",
+            "-",
+            "14",
+            "03",
+            "2025",
+            "März",
+            "March",
+            "Ltd",
+            "GmbH",
+            "ü",
+            "İ",
+            "ẞ",
+            "\u{a0}",
+            "\u{3000}",
+            "€",
+            "0",
+            "123456789",
+            "Date of birth",
+            "to",
+            "passport",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..300 {
+            let mut text = String::new();
+            for _ in 0..(round % 60) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(PIECES[(state % PIECES.len() as u64) as usize]);
+            }
+            for doc_type in DocumentType::ALL {
+                for country in [b"US", b"GB", b"DE", b"FR", b"NL", b"IT", b"ES", b"CH"] {
+                    let assessment =
+                        assess(doc_type, &text, &vendor(ACME, country), TODAY, &|_| Some(1));
+                    for check in &assessment.checks {
+                        if let Some(span) = &check.evidence {
+                            assert!(
+                                text.get(span.start as usize..span.end as usize).is_some(),
+                                "{text:?}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

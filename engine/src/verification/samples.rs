@@ -170,12 +170,12 @@ pub fn sample_spec(
 ) -> SampleSpec {
     let mut rng = Rng::new(seed.wrapping_add(3));
     let issue_day = match doc_type {
-        DocumentType::BankLetter => today_day - 3 - rng.below(60) as i64,
-        _ => today_day - 365 - rng.below(365) as i64,
+        DocumentType::BankLetter => today_day.saturating_sub(3 + rng.below(60) as i64),
+        _ => today_day.saturating_sub(365 + rng.below(365) as i64),
     };
     let expiry_day = match doc_type {
         DocumentType::BusinessRegistration | DocumentType::BankLetter => None,
-        _ => Some(today_day + 365 + rng.below(730) as i64),
+        _ => Some(today_day.saturating_add(365 + rng.below(730) as i64)),
     };
     SampleSpec {
         doc_type,
@@ -439,7 +439,8 @@ fn identity_lines(spec: &SampleSpec, rng: &mut Rng, issued: &str) -> Vec<String>
     let surname = rng.pick(&["MÜLLER", "SMITH", "DUBOIS", "ROSSI", "GARCÍA", "DE VRIES"]);
     let given = rng.pick(&["Anna", "James", "Claire", "Marco", "Lucía", "Pieter"]);
     let birth = printed_date(
-        spec.issue_day - 12_000 - rng.below(8_000) as i64,
+        spec.issue_day
+            .saturating_sub(12_000 + rng.below(8_000) as i64),
         spec.country,
         0,
     );
