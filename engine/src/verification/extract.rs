@@ -218,7 +218,9 @@ pub fn extract(format: DocFormat, bytes: &[u8], config: &ExtractConfig) -> Extra
             }
         }
         DocFormat::Png | DocFormat::Jpeg | DocFormat::Tiff => {
-            if config.ocr == OcrMode::Auto && ocr_available() {
+            if config.ocr == OcrMode::Off {
+                unreadable("scanned image; OCR is turned off")
+            } else if ocr_available() {
                 ocr_text(
                     bytes,
                     config.ocr_timeout.min(OCR_TIMEOUT_MAX),
@@ -576,13 +578,13 @@ mod tests {
             ocr: OcrMode::Off,
             ..config()
         };
-        let reason = "scanned image; OCR (tesseract) is not installed".to_string();
         assert_eq!(
             extract(DocFormat::Png, &png, &off),
             Extraction::Unreadable {
-                reason: reason.clone()
+                reason: "scanned image; OCR is turned off".into()
             }
         );
+        let reason = "scanned image; OCR (tesseract) is not installed".to_string();
         let auto = extract(DocFormat::Png, &png, &config());
         if ocr_available() {
             // A scan of bars without letters: tesseract finds nothing, or some noise.

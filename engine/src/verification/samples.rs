@@ -312,6 +312,37 @@ fn registration_lines(spec: &SampleSpec, rng: &mut Rng, issued: &str, place: &st
             format!("RCS {place}"),
             format!("Date de délivrance: {issued}"),
         ],
+        b"US" => vec![
+            "State of Delaware - Secretary of State - Division of Corporations".into(),
+            "CERTIFICATE OF INCORPORATION".into(),
+            format!("Entity name: {name}"),
+            format!("File number: {number}"),
+            format!("Date of incorporation: {issued}"),
+            "The entity is in good standing and has a legal corporate existence.".into(),
+        ],
+        b"NL" => vec![
+            "Kamer van Koophandel".into(),
+            "Uittreksel Handelsregister".into(),
+            format!("KvK-nummer: {number}"),
+            format!("Statutaire naam: {name}"),
+            format!("Vestigingsadres: {place}"),
+            format!("Datum van afgifte: {issued}"),
+        ],
+        b"IT" => vec![
+            "Registro delle Imprese - Visura camerale".into(),
+            format!("Denominazione: {name}"),
+            format!("Codice fiscale e Partita IVA: {number}"),
+            format!("Sede legale: {place}"),
+            format!("Data di emissione: {issued}"),
+        ],
+        b"ES" => vec![
+            "Registro Mercantil Central".into(),
+            "Certificación de inscripción (company registration)".into(),
+            format!("Razón social: {name}"),
+            format!("CIF: {number}"),
+            format!("Domicilio: {place}"),
+            format!("Fecha de expedición: {issued}"),
+        ],
         _ => {
             let title = rng.pick(&[
                 "CERTIFICATE OF REGISTRATION",
@@ -792,5 +823,37 @@ mod tests {
             u32::from_be_bytes([huge[16], huge[17], huge[18], huge[19]]),
             PNG_SIDE_MAX
         );
+    }
+
+    /// Wording, date styles and numbers vary by seed; every variant must still be decided as
+    /// its type expects, for a vendor whose name is printed with another legal form.
+    #[test]
+    fn every_variant_is_decided_as_expected() {
+        for seed in 0..24 {
+            for country in COUNTRIES {
+                for doc_type in DocumentType::ALL {
+                    let spec =
+                        sample_spec(seed, doc_type, "Nordlicht Handels GmbH", country, TODAY);
+                    let text = document_text(&spec);
+                    let vendor = VendorProfile {
+                        name: "Nordlicht Handels AG".into(),
+                        country,
+                    };
+                    let assessment = assess(doc_type, &text, &vendor, TODAY, &|_| None);
+                    let approved = decide(&assessment, &Policy::default()) == Decision::Approve;
+                    assert_eq!(
+                        approved,
+                        doc_type != DocumentType::Other,
+                        "{text}\n{assessment:#?}"
+                    );
+                    assert_eq!(
+                        assessment.findings.issue_day,
+                        Some(spec.issue_day),
+                        "{text}"
+                    );
+                    assert_eq!(assessment.findings.expiry_day, spec.expiry_day, "{text}");
+                }
+            }
+        }
     }
 }
