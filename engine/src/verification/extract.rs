@@ -39,7 +39,7 @@ pub const OCR_OUTPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// How often a running OCR process is polled for completion.
 const OCR_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// The most characters of a parser error quoted in an unreadable reason.
-const REASON_CHARS_MAX: usize = 200;
+pub const REASON_CHARS_MAX: usize = 200;
 
 /// A document format accepted for upload, detected from the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -606,6 +606,17 @@ mod tests {
         let mut source: &[u8] = &[7u8; 20_000];
         let kept = read_bounded(&mut source, 100);
         assert_eq!(kept, vec![7u8; 100]);
+    }
+
+    /// Deep nesting must hit lopdf's depth limit, not overflow the stack (which no
+    /// `catch_unwind` could survive).
+    #[test]
+    fn deeply_nested_pdf_objects_are_unreadable() {
+        let mut bytes = b"%PDF-1.4\n1 0 obj\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'[', 200_000));
+        bytes.extend(std::iter::repeat_n(b'<', 200_000));
+        bytes.extend_from_slice(b"\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+        assert_unreadable(&bytes, "PDF");
     }
 
     /// Generated PDFs with bytes overwritten at pseudo-random places: each is text or

@@ -772,7 +772,7 @@ fn bounded_chars_len(s: &str, chars_max: usize) -> usize {
 }
 
 /// The most words in a line read as a company name without a label.
-const NAME_WORDS_MAX: usize = 8;
+pub const NAME_WORDS_MAX: usize = 8;
 
 /// Words of document titles and sentences that end in a legal form ("CERTIFICATE OF
 /// INCORPORATION OF A PRIVATE LIMITED COMPANY"); a line holding one is not a company name.

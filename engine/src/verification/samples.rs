@@ -30,7 +30,7 @@ pub const PDF_LINES_PER_PAGE_MAX: usize = 40;
 /// The largest width or height of a generated PNG, in pixels.
 pub const PNG_SIDE_MAX: u32 = 2_048;
 /// The most bytes in one zlib stored block (a format limit).
-const STORED_BLOCK_BYTES_MAX: usize = 65_535;
+pub const STORED_BLOCK_BYTES_MAX: usize = 65_535;
 
 /// What a generated document says.
 #[derive(Clone, Debug, PartialEq, Eq)]
