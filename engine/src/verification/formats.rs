@@ -437,7 +437,7 @@ fn is_filler(token: &str) -> bool {
     let lower = token.to_ascii_lowercase();
     matches!(
         lower.trim_end_matches('.'),
-        "no" | "nr" | "num" | "number" | "id" | "n°" | "nº" | "#" | "(ein)" | "is"
+        "no" | "nr" | "num" | "number" | "id" | "n°" | "nº" | "#" | "ein" | "is"
     ) || token.chars().all(|c| !c.is_alphanumeric())
 }
 

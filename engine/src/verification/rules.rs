@@ -8,20 +8,21 @@
 //! # What each document type requires
 //!
 //! R = required (a failure sends the document to review or, when hard, rejects it),
-//! O = checked when present, - = not applied.
+//! O = checked when present, - = not applied. Columns: BR business_registration, TAX
+//! tax_certificate, INS insurance_certificate, BANK bank_letter, ID identity_document, OTHER.
 //!
-//! | Check                    | business_registration | tax_certificate | insurance_certificate | bank_letter   | identity_document | other |
-//! |--------------------------|-----------------------|-----------------|-----------------------|---------------|-------------------|-------|
-//! | `document_type`          | R                     | R               | R                     | R             | R                 | -     |
-//! | `company_name`           | R                     | R               | R (the insured)       | R             | -                 | O     |
-//! | `holder_name`            | -                     | -               | -                     | -             | R (a person)      | -     |
-//! | `registration_number`    | R, country format     | O               | -                     | -             | -                 | O     |
-//! | `tax_number`             | O                     | R, country format | -                   | -             | -                 | O     |
-//! | `bank_account`           | -                     | -               | -                     | R (IBAN mod-97 or account number) | - | - |
-//! | `issue_date`             | R                     | O               | O                     | R, within 365 days | O            | O     |
-//! | `expiry_in_future`       | O                     | O               | R                     | O             | R                 | O     |
-//! | `name_match`             | R                     | R               | R                     | R             | -                 | O     |
-//! | `duplicate_registration` | R when a registration number is found, any type                                         ||||||
+//! | Check                    | BR  | TAX | INS | BANK | ID  | OTHER | Passes when                                        |
+//! |--------------------------|-----|-----|-----|------|-----|-------|----------------------------------------------------|
+//! | `document_type`          | R   | R   | R   | R    | R   | -     | the wording reads like the declared type           |
+//! | `company_name`           | R   | R   | R   | R    | -   | O     | a labelled name or a line ending in a legal form   |
+//! | `holder_name`            | -   | -   | -   | -    | R   | -     | a labelled person's name                           |
+//! | `registration_number`    | R   | O   | -   | -    | -   | O     | a number in the vendor country's format            |
+//! | `tax_number`             | O   | R   | -   | -    | -   | O     | a number in the vendor country's format            |
+//! | `bank_account`           | -   | -   | -   | R    | -   | -     | an IBAN passing mod-97, or an account number       |
+//! | `issue_date`             | R   | O   | O   | R    | O   | O     | not in the future; bank letters: at most 365 days old |
+//! | `expiry_in_future`       | O   | O   | R   | O    | R   | O     | not before today (a past expiry is a hard failure) |
+//! | `name_match`             | R   | R   | R   | R    | -   | O     | Jaro-Winkler similarity to the vendor name >= 90%  |
+//! | `duplicate_registration` | R   | R   | -   | -    | -   | R     | (once a registration number is found) no other vendor holds it |
 //!
 //! Hard failures (auto-reject under the default [`Policy`]): an expiry date in the past, and a
 //! document that clearly looks like another type than the one declared. Every other failure
