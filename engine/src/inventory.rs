@@ -389,6 +389,7 @@ pub(crate) fn reserve(
         }
         remaining -= take;
         level.reserved += take;
+        level.sold = level.sold.saturating_add(take);
         write_level(ctx.tx, &(product_id, warehouse_id), &level)?;
         let key = (holder, product_id, warehouse_id);
         debug_assert!(
@@ -462,6 +463,7 @@ pub(crate) fn release(
             "invariant: a level's reserved covers its reservations"
         );
         level.reserved -= units.qty;
+        level.sold = level.sold.saturating_sub(units.qty);
         write_level(ctx.tx, &key, &level)?;
         ctx.tx.delete(
             &RESERVATIONS,

@@ -45,7 +45,7 @@
 mod documents;
 mod indexer;
 
-pub use self::documents::verification_name;
+pub use self::documents::{StockOutcomes, verification_name};
 pub use self::indexer::{
     CURRENT_FILE_NAME, INDEX_DIR_NAME, RebuildProgress, RebuildReport, ShardSearchStatus,
 };
@@ -114,6 +114,12 @@ pub const STOP_WORDS_MAX: usize = 256;
 /// Longest stop word, in bytes.
 pub const STOP_WORD_BYTES_MAX: usize = 32;
 
+/// Default of [`SearchConfig::sales_refresh_interval`].
+pub const SALES_REFRESH_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
+/// Bounds of [`SearchConfig::sales_refresh_interval`].
+pub const SALES_REFRESH_INTERVAL_MIN: Duration = Duration::from_millis(10);
+pub const SALES_REFRESH_INTERVAL_MAX: Duration = Duration::from_secs(3_600);
+
 /// How search runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchConfig {
@@ -121,6 +127,9 @@ pub struct SearchConfig {
     pub refresh_interval: Duration,
     /// Tantivy writer heap per shard index.
     pub writer_heap_bytes: usize,
+    /// How often products whose units sold moved are re-indexed (the best-selling order lags
+    /// by up to this much; stock running out or coming back is indexed at once).
+    pub sales_refresh_interval: Duration,
 }
 
 impl Default for SearchConfig {
@@ -128,6 +137,7 @@ impl Default for SearchConfig {
         SearchConfig {
             refresh_interval: REFRESH_INTERVAL_DEFAULT,
             writer_heap_bytes: WRITER_HEAP_BYTES_DEFAULT,
+            sales_refresh_interval: SALES_REFRESH_INTERVAL_DEFAULT,
         }
     }
 }
@@ -138,6 +148,14 @@ impl SearchConfig {
             return Err(SearchError::Config(format!(
                 "refresh_interval must be {REFRESH_INTERVAL_MIN:?}..={REFRESH_INTERVAL_MAX:?}, got {:?}",
                 self.refresh_interval
+            )));
+        }
+        if !(SALES_REFRESH_INTERVAL_MIN..=SALES_REFRESH_INTERVAL_MAX)
+            .contains(&self.sales_refresh_interval)
+        {
+            return Err(SearchError::Config(format!(
+                "sales_refresh_interval must be {SALES_REFRESH_INTERVAL_MIN:?}..={SALES_REFRESH_INTERVAL_MAX:?}, got {:?}",
+                self.sales_refresh_interval
             )));
         }
         if !(WRITER_HEAP_BYTES_MIN..=WRITER_HEAP_BYTES_MAX).contains(&self.writer_heap_bytes) {

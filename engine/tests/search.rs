@@ -7,11 +7,12 @@ use mercato_engine::accounts::{Principal, Role, ScopeSet};
 use mercato_engine::catalog::{CategoryInput, ManufacturerInput, ProductInput, RetailerInput};
 use mercato_engine::inventory::StockAdjustmentInput;
 use mercato_engine::money::{Currency, Money};
+use mercato_engine::orders::{OrderLineInput, PlaceOrder, ProductRef};
 use mercato_engine::search::{
     ProductSearch, ProductSort, SearchConfig, SearchError, SearchSettings,
 };
 use mercato_engine::tables::{
-    AdjustmentReason, CountryCode, PaymentTerms, ProductStatus, VerificationStatus,
+    Address, AdjustmentReason, CountryCode, PaymentTerms, ProductStatus, VerificationStatus,
 };
 use mercato_engine::{Actor, Engine, EngineConfig, EngineError, Rejection, ShardId, TenantId};
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ fn search_config() -> SearchConfig {
     SearchConfig {
         refresh_interval: Duration::from_millis(50),
         writer_heap_bytes: 16 << 20,
+        sales_refresh_interval: Duration::from_millis(50),
     }
 }
 
@@ -789,5 +791,174 @@ async fn an_index_behind_a_trimmed_change_log_is_rebuilt_from_storage() {
     }
     wait(&engine);
     assert_eq!(names(&engine, &admin(A), "hammer"), vec!["Claw hammer"]);
+    engine.shutdown().unwrap();
+}
+
+/// Stock changes sum over every shard's indexer.
+fn stock_outcomes(engine: &Engine) -> (u64, u64, u64) {
+    engine
+        .search_status()
+        .unwrap()
+        .iter()
+        .fold((0, 0, 0), |(s, d, r), status| {
+            (
+                s + status.stock_changes.skipped,
+                d + status.stock_changes.deferred,
+                r + status.stock_changes.reindexed,
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_selling_follows_orders_and_stock_changes_reindex_only_what_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let c = catalog(&engine, A, "Acme Tools GmbH").await;
+    let warehouse = engine
+        .create_warehouse(A, ADMIN, "Main", "MAIN")
+        .await
+        .unwrap();
+    let retailer = engine
+        .create_retailer(
+            A,
+            ADMIN,
+            RetailerInput {
+                name: "Corner Hardware".into(),
+                customer_group_id: None,
+                payment_terms: PaymentTerms::Net30,
+                credit_limit: eur(100_000_000),
+                approval_threshold: None,
+                addresses: vec![Address {
+                    label: "Store".into(),
+                    line1: "Main street 1".into(),
+                    line2: None,
+                    city: "Berlin".into(),
+                    postal_code: "10115".into(),
+                    region: None,
+                    country: CountryCode::parse("DE").unwrap(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = product(&engine, A, &c, &format!("S-{i}"), &format!("Hammer {i}")).await;
+        engine
+            .adjust_stock(
+                A,
+                ADMIN,
+                StockAdjustmentInput {
+                    warehouse_id: warehouse.id,
+                    product_id: id,
+                    delta: 100,
+                    reason: AdjustmentReason::Receipt,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    engine.start_search(search_config()).unwrap();
+    wait(&engine);
+    let before = stock_outcomes(&engine);
+
+    let order = |lines: &[(u64, u32)]| PlaceOrder {
+        retailer_id: retailer.id,
+        buyer_user_id: 1,
+        lines: lines
+            .iter()
+            .map(|&(id, qty)| OrderLineInput {
+                product: ProductRef::Id(id),
+                qty,
+            })
+            .collect(),
+        po_number: None,
+        shipping_address_label: None,
+        idempotency_key: None,
+        request_hash: [0; 32],
+    };
+    for lines in [
+        vec![(ids[1], 5)],
+        vec![(ids[2], 2)],
+        vec![(ids[1], 1), (ids[2], 1)],
+    ] {
+        engine
+            .place_order(A, Actor::User(1), order(&lines))
+            .await
+            .unwrap();
+    }
+    // Units sold reach the index at the next sales refresh: ids[1] sold 6, ids[2] 3, ids[0] 0.
+    let best_selling = || {
+        let mut q = ProductSearch::text("hammer");
+        q.sort = ProductSort::BestSelling;
+        engine
+            .search_products(&admin(A), &q)
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![ids[1], ids[2], ids[0]];
+    let deadline = Instant::now() + WAIT;
+    while best_selling() != expected {
+        assert!(
+            Instant::now() < deadline,
+            "best-selling order {:?}",
+            best_selling()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (skipped, deferred, reindexed) = stock_outcomes(&engine);
+    assert!(deferred > before.1, "orders moved units sold");
+    assert_eq!(reindexed, before.2, "nothing ran out of stock");
+
+    // A receipt of a product in stock moves neither counter: its document is left alone.
+    engine
+        .adjust_stock(
+            A,
+            ADMIN,
+            StockAdjustmentInput {
+                warehouse_id: warehouse.id,
+                product_id: ids[0],
+                delta: 10,
+                reason: AdjustmentReason::Receipt,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    wait(&engine);
+    assert!(stock_outcomes(&engine).0 > skipped);
+
+    // Selling out flips `in_stock`: re-indexed at once, not at the sales refresh.
+    engine
+        .adjust_stock(
+            A,
+            ADMIN,
+            StockAdjustmentInput {
+                warehouse_id: warehouse.id,
+                product_id: ids[0],
+                delta: -110,
+                reason: AdjustmentReason::Damage,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    wait(&engine);
+    assert_eq!(stock_outcomes(&engine).2, reindexed + 1);
+    let mut in_stock = ProductSearch::text("hammer");
+    in_stock.in_stock = Some(true);
+    let found: Vec<u64> = engine
+        .search_products(&admin(A), &in_stock)
+        .unwrap()
+        .hits
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert!(!found.contains(&ids[0]) && found.len() == 2, "{found:?}");
     engine.shutdown().unwrap();
 }

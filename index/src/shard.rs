@@ -102,6 +102,13 @@ impl IndexConfig {
     }
 }
 
+/// The fields of a product document that sales and stock changes move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductCounters {
+    pub in_stock: bool,
+    pub units_sold: u64,
+}
+
 /// One shard's search index: products and vendors of every tenant of the shard.
 ///
 /// Writes are staged with [`ShardIndex::apply`] and become visible together at
@@ -271,6 +278,55 @@ impl ShardIndex {
         writer.rollback()?;
         self.staged.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// The counters of product `id`'s committed document: whether it is in stock and its
+    /// units sold, or `None` when the product is not in the committed index. A point lookup
+    /// (the key's postings in each segment), far cheaper than rebuilding the document: the
+    /// indexer uses it to skip stock changes that change neither.
+    pub fn product_counters(
+        &self,
+        tenant: u64,
+        id: u64,
+    ) -> Result<Option<ProductCounters>, IndexError> {
+        use tantivy::schema::IndexRecordOption;
+        use tantivy::{DocSet, TERMINATED};
+        let searcher = self.searcher();
+        let key = docs::product_key(&self.fields, tenant, id);
+        let in_stock_term = Term::from_field_bool(self.fields.in_stock, true);
+        for segment in searcher.segment_readers() {
+            let Some(mut postings) = segment
+                .inverted_index(self.fields.key)?
+                .read_postings(&key, IndexRecordOption::Basic)?
+            else {
+                continue;
+            };
+            let alive = segment.alive_bitset();
+            let mut doc = postings.doc();
+            while doc != TERMINATED && alive.is_some_and(|bits| !bits.is_alive(doc)) {
+                doc = postings.advance();
+            }
+            if doc == TERMINATED {
+                continue;
+            }
+            let in_stock = match segment
+                .inverted_index(self.fields.in_stock)?
+                .read_postings(&in_stock_term, IndexRecordOption::Basic)?
+            {
+                Some(mut stocked) => stocked.seek(doc) == doc,
+                None => false,
+            };
+            let units_sold = segment
+                .fast_fields()
+                .u64("units_sold")?
+                .first(doc)
+                .unwrap_or(0);
+            return Ok(Some(ProductCounters {
+                in_stock,
+                units_sold,
+            }));
+        }
+        Ok(None)
     }
 
     fn searcher(&self) -> Searcher {

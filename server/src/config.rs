@@ -68,6 +68,9 @@ pub const READ_CACHE_BYTES_LIMIT: u64 = 64 << 30;
 /// Bounds of `search.refresh_interval_ms`; the engine enforces the same bounds.
 pub const SEARCH_REFRESH_INTERVAL_MS_MIN: i64 = 10;
 pub const SEARCH_REFRESH_INTERVAL_MS_MAX: i64 = 10_000;
+/// Bounds of `search.sales_refresh_interval_ms`; the engine enforces the same bounds.
+pub const SEARCH_SALES_REFRESH_INTERVAL_MS_MIN: i64 = 10;
+pub const SEARCH_SALES_REFRESH_INTERVAL_MS_MAX: i64 = 3_600_000;
 /// Bounds of `search.writer_heap_bytes`; the engine enforces the same bounds (Tantivy needs at
 /// least 15 MiB per index writer).
 pub const SEARCH_WRITER_HEAP_BYTES_MIN: u64 = 15 << 20;
@@ -133,6 +136,8 @@ pub struct SearchConfig {
     pub refresh_interval: Duration,
     /// Memory of each shard index's writer.
     pub writer_heap_bytes: u64,
+    /// How often products whose units sold moved are re-indexed (best-selling order).
+    pub sales_refresh_interval: Duration,
 }
 
 /// Where configuration comes from besides the embedded defaults.
@@ -323,6 +328,7 @@ struct RawStorage {
 struct RawSearch {
     refresh_interval_ms: i64,
     writer_heap_bytes: ByteSize,
+    sales_refresh_interval_ms: i64,
 }
 
 /// Collects the problems of one validation pass, attributing each to the layer that set it.
@@ -535,6 +541,12 @@ impl RawConfig {
                 SEARCH_WRITER_HEAP_BYTES_MIN,
                 SEARCH_WRITER_HEAP_BYTES_LIMIT,
             ),
+            sales_refresh_interval: millis(check.int_in(
+                "search.sales_refresh_interval_ms",
+                self.search.sales_refresh_interval_ms,
+                SEARCH_SALES_REFRESH_INTERVAL_MS_MIN,
+                SEARCH_SALES_REFRESH_INTERVAL_MS_MAX,
+            )),
         };
 
         if !check.problems.is_empty() {
@@ -600,6 +612,7 @@ impl From<&Config> for RawConfig {
             search: RawSearch {
                 refresh_interval_ms: duration_ms(config.search.refresh_interval),
                 writer_heap_bytes: ByteSize(config.search.writer_heap_bytes),
+                sales_refresh_interval_ms: duration_ms(config.search.sales_refresh_interval),
             },
         }
     }

@@ -155,6 +155,7 @@ where
     };
     let search_config = SearchConfig {
         refresh_interval: config.search.refresh_interval,
+        sales_refresh_interval: config.search.sales_refresh_interval,
         writer_heap_bytes: usize::try_from(config.search.writer_heap_bytes).unwrap_or(usize::MAX),
     };
     let engine = Arc::new(

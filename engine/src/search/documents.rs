@@ -14,7 +14,7 @@
 //! | `MANUFACTURERS` | the vendor document and every product of the manufacturer |
 //! | `CATEGORIES` | every product in the category and its descendants (path and ancestors) |
 //! | `PRICE_LIST` | the product (group prices) |
-//! | `STOCK` | the product (`in_stock`) |
+//! | `STOCK` | the product, if its `in_stock` flipped (at once) or its units sold moved (at the next sales refresh) |
 //!
 //! A `BucketDrop` entry removes every document of the tenants it names (their rows are gone from
 //! this shard); a `BucketImport` entry is handled row by row like a command's.
@@ -26,7 +26,7 @@ use crate::tables::{
     PRODUCTS_BY_CATEGORY, PRODUCTS_BY_MANUFACTURER, PRODUCTS_BY_STATUS, Product, ProductStatus,
     STOCK, TENANT_REGISTRY, VerificationStatus,
 };
-use mercato_index::{IndexOp, ProductDoc, VendorDoc};
+use mercato_index::{IndexOp, ProductCounters, ProductDoc, VendorDoc};
 use mercato_storage::keys::decode_exact;
 use mercato_storage::{
     ChangeEntry, ChangeKind, ShardId, Storage, StorageError, TenantId, TenantRead, TenantReads,
@@ -47,13 +47,19 @@ pub(crate) const OPS_CHUNK_MAX: usize = 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Stale {
     pub products: BTreeSet<u64>,
+    /// Products whose only change in the page is a stock row: their document changes only if
+    /// `in_stock` or units sold moved, which the indexer checks before rebuilding it.
+    pub stock_only: BTreeSet<u64>,
     pub manufacturers: BTreeSet<u64>,
     pub categories: BTreeSet<u64>,
 }
 
 impl Stale {
     fn is_empty(&self) -> bool {
-        self.products.is_empty() && self.manufacturers.is_empty() && self.categories.is_empty()
+        self.products.is_empty()
+            && self.stock_only.is_empty()
+            && self.manufacturers.is_empty()
+            && self.categories.is_empty()
     }
 }
 
@@ -87,6 +93,14 @@ impl PageWork {
                     }
                 }
             }
+        }
+        for stale in work.stale.values_mut() {
+            let Stale {
+                products,
+                stock_only,
+                ..
+            } = stale;
+            stock_only.retain(|id| !products.contains(id));
         }
         work.stale.retain(|_, stale| !stale.is_empty());
         work
@@ -134,7 +148,7 @@ impl PageWork {
             self.stale
                 .entry(tenant)
                 .or_insert_with(stale)
-                .products
+                .stock_only
                 .insert(product);
         }
     }
@@ -239,11 +253,7 @@ impl<'r> DocBuilder<'r> {
                 group_prices.push((group, entry.unit_price.minor));
             }
         }
-        let in_stock = self
-            .read
-            .scan(&STOCK, &product.id, None, STOCK_ROWS_MAX)?
-            .iter()
-            .any(|(_, level)| level.available() > 0);
+        let counters = self.stock_counters(product.id)?;
         Ok(ProductDoc {
             tenant: self.tenant,
             id: product.id,
@@ -261,11 +271,21 @@ impl<'r> DocBuilder<'r> {
                 .collect(),
             price_minor: product.base_price.minor,
             group_prices,
-            in_stock,
+            in_stock: counters.in_stock,
             created_ms: product.created_at_ms,
-            // No per-product sales counter exists in storage yet; best-selling sorts fall back
-            // to relevance order among equals.
-            units_sold: 0,
+            units_sold: counters.units_sold,
+        })
+    }
+
+    /// A product's stock-derived fields, from its stock rows (one per warehouse): in stock when
+    /// any warehouse has units available, units sold summed over warehouses.
+    pub(crate) fn stock_counters(&self, id: u64) -> Result<ProductCounters, StorageError> {
+        let rows = self.read.scan(&STOCK, &id, None, STOCK_ROWS_MAX)?;
+        Ok(ProductCounters {
+            in_stock: rows.iter().any(|(_, level)| level.available() > 0),
+            units_sold: rows
+                .iter()
+                .fold(0u64, |sum, (_, level)| sum.saturating_add(level.sold)),
         })
     }
 
@@ -367,15 +387,106 @@ pub(crate) fn vendor_doc(tenant: u64, m: &Manufacturer) -> VendorDoc {
     }
 }
 
+/// Products whose units sold moved waiting for the next sales refresh, at most this many; past
+/// it the follower refreshes at once.
+pub(crate) const DEFERRED_PRODUCTS_MAX: usize = 100_000;
+
+/// What the change-log follower knows about product counters between two index commits.
+///
+/// Orders change stock rows of every product they name; rebuilding those documents at once
+/// would cost the indexer more CPU than the writer spent on the order. Instead a stock-only
+/// change is compared with the indexed document: a flip of `in_stock` rebuilds it at once (a
+/// filter must not show sold-out products as available), a change of units sold only marks it
+/// for the next sales refresh (best-selling order may lag by that interval), anything else is
+/// skipped.
+#[derive(Debug, Default)]
+pub(crate) struct CounterState {
+    /// Counters of documents staged since the last commit (`None`: deleted). The committed
+    /// index does not show them yet.
+    staged: HashMap<(u64, u64), Option<ProductCounters>>,
+    /// Products whose units sold moved, per tenant.
+    deferred: BTreeMap<TenantId, BTreeSet<u64>>,
+    deferred_count: usize,
+    /// What stock-only changes came to, since the follower started.
+    pub(crate) outcomes: StockOutcomes,
+}
+
+/// Counts of stock-only product changes by what the indexer did with them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StockOutcomes {
+    /// Neither `in_stock` nor units sold moved: nothing to do.
+    pub skipped: u64,
+    /// Only units sold moved: re-indexed at the next sales refresh.
+    pub deferred: u64,
+    /// `in_stock` flipped: re-indexed at once.
+    pub reindexed: u64,
+}
+
+impl CounterState {
+    /// The index committed: what was staged is now what lookups see.
+    pub(crate) fn committed(&mut self) {
+        self.staged.clear();
+    }
+
+    /// Products waiting for the sales refresh.
+    pub(crate) fn deferred_count(&self) -> usize {
+        self.deferred_count
+    }
+
+    /// Takes the deferred products, to be rebuilt now.
+    pub(crate) fn take_deferred(&mut self) -> BTreeMap<TenantId, BTreeSet<u64>> {
+        self.deferred_count = 0;
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Puts products back for a later refresh (after a failed one).
+    pub(crate) fn restore_deferred(&mut self, tenant: TenantId, ids: BTreeSet<u64>) {
+        for id in ids {
+            self.defer(tenant, id);
+        }
+    }
+
+    fn defer(&mut self, tenant: TenantId, id: u64) {
+        if self.deferred.entry(tenant).or_default().insert(id) {
+            self.deferred_count += 1;
+        }
+    }
+
+    fn record(&mut self, op: &IndexOp) {
+        let (key, counters) = match op {
+            IndexOp::UpsertProduct(doc) => (
+                (doc.tenant, doc.id),
+                Some(ProductCounters {
+                    in_stock: doc.in_stock,
+                    units_sold: doc.units_sold,
+                }),
+            ),
+            IndexOp::DeleteProduct { tenant, id } => ((*tenant, *id), None),
+            _ => return,
+        };
+        self.staged.insert(key, counters);
+        if let Some(ids) = self.deferred.get_mut(&TenantId(key.0))
+            && ids.remove(&key.1)
+        {
+            self.deferred_count -= 1;
+        }
+    }
+}
+
 /// Turns the stale ids of one tenant into index operations, read from `read` (a snapshot taken
 /// after the entries that made them stale). Calls `emit` with chunks of at most
 /// [`OPS_CHUNK_MAX`] operations.
+///
+/// With `counters` (the live follower), stock-only changes are checked against `index` first
+/// (see [`CounterState`]); without (a rebuild catching up), they are rebuilt like any other.
 pub(crate) fn resolve_stale(
     read: &TenantRead,
     stale: &Stale,
+    mut counters: Option<(&mercato_index::ShardIndex, &mut CounterState)>,
     emit: &mut dyn FnMut(Vec<IndexOp>) -> Result<(), super::SearchError>,
 ) -> Result<(), super::SearchError> {
     let mut builder = DocBuilder::new(read);
+    let tenant = builder.tenant;
     let mut products = stale.products.clone();
     let mut ops = Vec::new();
     for &m in &stale.manufacturers {
@@ -385,8 +496,37 @@ pub(crate) fn resolve_stale(
     for &c in &stale.categories {
         products.extend(builder.products_under_category(c)?);
     }
+    for &id in &stale.stock_only {
+        if products.contains(&id) {
+            continue;
+        }
+        let Some((index, state)) = counters.as_mut() else {
+            products.insert(id);
+            continue;
+        };
+        let indexed = match state.staged.get(&(tenant, id)) {
+            Some(staged) => *staged,
+            None => index.product_counters(tenant, id)?,
+        };
+        // Not indexed: the product is not active (activation comes with a product row).
+        let Some(indexed) = indexed else { continue };
+        let now = builder.stock_counters(id)?;
+        if now.in_stock != indexed.in_stock {
+            state.outcomes.reindexed += 1;
+            products.insert(id);
+        } else if now.units_sold != indexed.units_sold {
+            state.outcomes.deferred += 1;
+            state.defer(TenantId(tenant), id);
+        } else {
+            state.outcomes.skipped += 1;
+        }
+    }
     for id in products {
-        ops.push(builder.product_op(id)?);
+        let op = builder.product_op(id)?;
+        if let Some((_, state)) = counters.as_mut() {
+            state.record(&op);
+        }
+        ops.push(op);
         if ops.len() >= OPS_CHUNK_MAX {
             emit(std::mem::take(&mut ops))?;
         }

@@ -25,7 +25,10 @@
 //! position anyway (an index restored from an old backup, or deleted), the shard is rebuilt
 //! from storage while the stale index keeps answering.
 
-use super::documents::{self, DocBuilder, PageWork, tenants_of_shard};
+use super::documents::{
+    self, CounterState, DEFERRED_PRODUCTS_MAX, DocBuilder, PageWork, StockOutcomes,
+    tenants_of_shard,
+};
 use super::{READER_NAME, REBUILD_READER_NAME, SearchConfig, SearchError};
 use crate::Command;
 use mercato_index::{IndexConfig, IndexOp, ShardIndex};
@@ -193,6 +196,7 @@ pub(crate) fn index_entries(
     shard: ShardId,
     index: &ShardIndex,
     entries: &[ChangeEntry],
+    mut counters: Option<&mut CounterState>,
 ) -> Result<(), SearchError> {
     let work = PageWork::of(entries);
     if !work.dropped_tenants.is_empty() {
@@ -210,7 +214,45 @@ pub(crate) fn index_entries(
             continue;
         }
         let read = storage.read(*tenant)?;
-        documents::resolve_stale(&read, stale, &mut |ops| Ok(index.apply(ops)?))?;
+        let lookup = counters.as_deref_mut().map(|state| (index, state));
+        documents::resolve_stale(&read, stale, lookup, &mut |ops| Ok(index.apply(ops)?))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the products whose units sold moved since the last sales refresh (staged, not
+/// committed).
+fn refresh_sales(
+    storage: &Storage<Command>,
+    shard: ShardId,
+    index: &ShardIndex,
+    counters: &mut CounterState,
+) -> Result<(), SearchError> {
+    let mut pending = counters.take_deferred();
+    while let Some((tenant, products)) = pending.pop_first() {
+        if storage.shard_of(tenant) != shard {
+            continue;
+        }
+        let stale = documents::Stale {
+            products,
+            ..Default::default()
+        };
+        let result = storage
+            .read(tenant)
+            .map_err(SearchError::from)
+            .and_then(|read| {
+                documents::resolve_stale(&read, &stale, Some((index, counters)), &mut |ops| {
+                    Ok(index.apply(ops)?)
+                })
+            });
+        if let Err(error) = result {
+            // Rebuilding is idempotent: everything not known to be done is tried again.
+            counters.restore_deferred(tenant, stale.products);
+            for (tenant, products) in pending {
+                counters.restore_deferred(tenant, products);
+            }
+            return Err(error);
+        }
     }
     Ok(())
 }
@@ -230,7 +272,7 @@ fn catch_up(
         let Some(last) = page.entries.last().map(|e| e.lsn) else {
             break;
         };
-        index_entries(storage, shard, index, &page.entries)?;
+        index_entries(storage, shard, index, &page.entries, None)?;
         position = last;
         if stop.is_stopped() {
             break;
@@ -451,6 +493,10 @@ pub struct ShardSearchStatus {
     pub rebuilds_completed: u64,
     /// The last failure of the indexer, cleared by the next success.
     pub last_error: Option<String>,
+    /// Stock-only product changes by outcome, since the engine started search.
+    pub stock_changes: StockOutcomes,
+    /// Products waiting for the next sales refresh.
+    pub sales_refresh_pending: u64,
 }
 
 /// An open index generation and its number.
@@ -475,6 +521,8 @@ pub(crate) struct ShardSlot {
     rebuilds_completed: AtomicU64,
     handover: Mutex<Option<Handover>>,
     last_error: Mutex<Option<String>>,
+    /// Published by the follower after each page: its stock outcomes and pending refreshes.
+    counters: Mutex<(StockOutcomes, u64)>,
 }
 
 impl ShardSlot {
@@ -493,6 +541,7 @@ impl ShardSlot {
     }
 
     pub(crate) fn status(&self) -> ShardSearchStatus {
+        let (stock_changes, sales_refresh_pending) = *self.counters.lock();
         let (index, generation) = {
             let live = self.live.read();
             (Arc::clone(&live.0), live.1)
@@ -507,6 +556,8 @@ impl ShardSlot {
                 || self.rebuild_requested.load(Ordering::Acquire),
             rebuilds_completed: self.rebuilds_completed.load(Ordering::Acquire),
             last_error: self.last_error.lock().clone(),
+            stock_changes,
+            sales_refresh_pending,
         }
     }
 
@@ -566,6 +617,7 @@ impl SearchService {
                     rebuilds_completed: AtomicU64::new(0),
                     handover: Mutex::new(None),
                     last_error: Mutex::new(None),
+                    counters: Mutex::new((StockOutcomes::default(), 0)),
                 }),
             );
         }
@@ -659,6 +711,8 @@ impl Follower {
         let mut reader_updated: Option<Instant> = reader_position.map(|_| Instant::now());
         let mut staged = false;
         let mut last_commit = Instant::now();
+        let mut counters = CounterState::default();
+        let mut last_sales_refresh = Instant::now();
         let mut rebuild_thread: Option<JoinHandle<()>> = None;
         let mut retired: Vec<LiveGeneration> = Vec::new();
         loop {
@@ -676,6 +730,7 @@ impl Follower {
                         index = new_index;
                         position = index.committed_lsn();
                         staged = false;
+                        counters.committed();
                         reader_updated = None;
                     }
                     Err(error) => self.slot.record_error(&error),
@@ -740,7 +795,13 @@ impl Follower {
             };
             let drained = page.entries.len() < PAGE_ENTRIES_MAX;
             if let Some(last) = page.entries.last().map(|e| e.lsn) {
-                match index_entries(&self.storage, self.slot.shard, &index, &page.entries) {
+                match index_entries(
+                    &self.storage,
+                    self.slot.shard,
+                    &index,
+                    &page.entries,
+                    Some(&mut counters),
+                ) {
                     Ok(()) => {
                         position = last;
                         staged = true;
@@ -752,11 +813,29 @@ impl Follower {
                     }
                 }
             }
+            if counters.deferred_count() > 0
+                && (last_sales_refresh.elapsed() >= self.config.sales_refresh_interval
+                    || counters.deferred_count() >= DEFERRED_PRODUCTS_MAX)
+            {
+                match refresh_sales(&self.storage, self.slot.shard, &index, &mut counters) {
+                    Ok(()) => {
+                        staged = true;
+                        last_sales_refresh = Instant::now();
+                    }
+                    Err(error) => {
+                        self.slot.record_error(&error);
+                        self.signal.wait(RETRY_DELAY);
+                        continue;
+                    }
+                }
+            }
+            *self.slot.counters.lock() = (counters.outcomes, counters.deferred_count() as u64);
             if staged && (drained || last_commit.elapsed() >= self.config.refresh_interval) {
                 match index.commit(position) {
                     Ok(()) => {
                         self.slot.set_visible(position);
                         staged = false;
+                        counters.committed();
                         last_commit = Instant::now();
                         self.slot.clear_error();
                     }
@@ -788,7 +867,16 @@ impl Follower {
                 self.signal.wait(self.config.refresh_interval);
             }
         }
-        // Stopping: what is staged is committed, and storage learns the position.
+        // Stopping: pending sales counts are indexed, what is staged is committed, and
+        // storage learns the position.
+        if counters.deferred_count() > 0 {
+            match refresh_sales(&self.storage, self.slot.shard, &index, &mut counters) {
+                Ok(()) => staged = true,
+                Err(error) => {
+                    tracing::warn!(shard = %self.slot.shard, %error, "indexing sales counts at shutdown failed; they are indexed at the product's next change")
+                }
+            }
+        }
         if staged && let Err(error) = index.commit(position) {
             tracing::warn!(shard = %self.slot.shard, %error, "search index commit at shutdown failed; the entries are replayed at the next start");
         }

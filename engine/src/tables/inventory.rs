@@ -6,7 +6,7 @@
 //! `reserved`.
 
 use crate::command::Actor;
-use mercato_storage::{Record, TableDef};
+use mercato_storage::{EnvelopeError, Record, TableDef};
 use serde::{Deserialize, Serialize};
 
 /// Warehouses by id.
@@ -57,6 +57,17 @@ pub struct StockLevel {
     pub on_hand: u64,
     /// Units promised to orders and not yet shipped (`reserved <= on_hand`).
     pub reserved: u64,
+    /// Units ordered from this warehouse on orders that were not cancelled or rejected: grows
+    /// when an order reserves units, shrinks when a reservation is released. The sum over
+    /// warehouses is the product's units sold (search's best-selling sort). Added in version 2.
+    pub sold: u64,
+}
+
+/// [`StockLevel`] as version 1 wrote it (no `sold`).
+#[derive(Deserialize)]
+struct StockLevelV1 {
+    on_hand: u64,
+    reserved: u64,
 }
 
 impl StockLevel {
@@ -79,7 +90,30 @@ impl StockLevel {
 
 impl Record for StockLevel {
     const KIND: u16 = 62;
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
+
+    fn upgrade(version: u16, payload: &[u8]) -> Result<Self, EnvelopeError> {
+        match version {
+            1 => {
+                let v1: StockLevelV1 =
+                    postcard::from_bytes(payload).map_err(|e| EnvelopeError::Payload {
+                        kind: Self::KIND,
+                        version,
+                        reason: e.to_string(),
+                    })?;
+                Ok(StockLevel {
+                    on_hand: v1.on_hand,
+                    reserved: v1.reserved,
+                    sold: 0,
+                })
+            }
+            _ => Err(EnvelopeError::UnsupportedVersion {
+                kind: Self::KIND,
+                version,
+                current: Self::VERSION,
+            }),
+        }
+    }
 }
 
 /// Why stock changed.
@@ -159,4 +193,48 @@ pub struct AdjustmentRef(pub u64);
 impl Record for AdjustmentRef {
     const KIND: u16 = 65;
     const VERSION: u16 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mercato_storage::envelope;
+
+    /// A stock level as version 1 of the record wrote it.
+    #[derive(Serialize, Deserialize)]
+    struct WrittenByVersion1 {
+        on_hand: u64,
+        reserved: u64,
+    }
+
+    impl Record for WrittenByVersion1 {
+        const KIND: u16 = StockLevel::KIND;
+        const VERSION: u16 = 1;
+    }
+
+    #[test]
+    fn a_version_1_stock_level_reads_with_nothing_sold() {
+        let bytes = envelope::encode(&WrittenByVersion1 {
+            on_hand: 12,
+            reserved: 5,
+        });
+        let level: StockLevel = envelope::decode(&bytes).unwrap();
+        assert_eq!(
+            level,
+            StockLevel {
+                on_hand: 12,
+                reserved: 5,
+                sold: 0
+            }
+        );
+        let current = StockLevel {
+            on_hand: 3,
+            reserved: 1,
+            sold: 9,
+        };
+        assert_eq!(
+            envelope::decode::<StockLevel>(&envelope::encode(&current)).unwrap(),
+            current
+        );
+    }
 }

@@ -659,6 +659,14 @@ pub struct ShardSearchStatusDto {
     /// The indexer's last failure, until its next success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Stock changes that moved neither `in_stock` nor units sold (no re-index).
+    pub stock_changes_skipped: u64,
+    /// Stock changes that moved only units sold (re-indexed at the next sales refresh).
+    pub stock_changes_deferred: u64,
+    /// Stock changes that flipped `in_stock` (re-indexed at once).
+    pub stock_changes_reindexed: u64,
+    /// Products waiting for the next sales refresh.
+    pub sales_refresh_pending: u64,
 }
 
 impl From<ShardSearchStatus> for ShardSearchStatusDto {
@@ -672,6 +680,10 @@ impl From<ShardSearchStatus> for ShardSearchStatusDto {
             rebuilding: status.rebuilding,
             rebuilds_completed: status.rebuilds_completed,
             last_error: status.last_error,
+            stock_changes_skipped: status.stock_changes.skipped,
+            stock_changes_deferred: status.stock_changes.deferred,
+            stock_changes_reindexed: status.stock_changes.reindexed,
+            sales_refresh_pending: status.sales_refresh_pending,
         }
     }
 }
