@@ -145,6 +145,7 @@ pub struct CacheCounts {
 pub fn may_change_cached_records(action: &Action) -> bool {
     match action {
         Action::Catalog(_) | Action::Tenancy(_) => true,
+        Action::Verification(a) => a.may_change_manufacturers(),
         Action::Accounts(_) | Action::Inventory(_) | Action::Orders(_) | Action::Search(_) => false,
     }
 }
@@ -482,6 +483,7 @@ impl Drop for WriteMark {
 
 /// The engine's handle on storage: reads and everything else pass through to [`Storage`]
 /// (by `Deref`), writes mark the read cache around the command.
+#[derive(Clone)]
 pub(crate) struct Store {
     storage: Storage<Command>,
     cache: Arc<ReadCache>,

@@ -8,7 +8,7 @@
 
 use crate::audit;
 use crate::tables::{SEQUENCES, Sequence};
-use crate::{accounts, catalog, inventory, orders, search, tenancy};
+use crate::{accounts, catalog, inventory, orders, search, tenancy, verification};
 use mercato_storage::{ApplyError, Record, StorageError, TenantId, TenantReads, TenantWrite};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,7 @@ pub enum Action {
     Inventory(inventory::InventoryAction),
     Orders(orders::OrdersAction),
     Search(search::SearchAction),
+    Verification(verification::actions::VerificationAction),
 }
 
 /// What a command returns, by domain.
@@ -70,6 +71,7 @@ pub enum CommandOutput {
     Inventory(inventory::InventoryOutput),
     Orders(orders::OrdersOutput),
     Search(search::SearchOutput),
+    Verification(verification::actions::VerificationOutput),
 }
 
 /// Why a command was refused. The server maps each variant to an HTTP status and a stable code.
@@ -168,6 +170,9 @@ impl mercato_storage::Command for Command {
             Action::Inventory(a) => CommandOutput::Inventory(inventory::apply(a, &mut ctx)?),
             Action::Orders(a) => CommandOutput::Orders(orders::apply(a, &mut ctx)?),
             Action::Search(a) => CommandOutput::Search(search::apply(a, &mut ctx)?),
+            Action::Verification(a) => {
+                CommandOutput::Verification(verification::actions::apply(a, &mut ctx)?)
+            }
         };
         let Ctx {
             tx,

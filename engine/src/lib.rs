@@ -20,6 +20,7 @@ pub mod cache;
 pub mod catalog;
 mod command;
 pub mod inventory;
+pub mod jobs;
 pub mod money;
 pub mod orders;
 pub mod platform;
@@ -112,6 +113,8 @@ pub struct Engine {
     storage: Store,
     /// The search indexers, once [`Engine::start_search`] ran.
     search: search::SearchHandle,
+    /// The verification workers, once [`Engine::start_verification`] ran.
+    verification: verification::service::VerificationHandle,
 }
 
 impl Engine {
@@ -130,6 +133,7 @@ impl Engine {
         Ok(Engine {
             storage: Store::new(storage, read_cache),
             search: search::SearchHandle::default(),
+            verification: Default::default(),
         })
     }
 
@@ -153,6 +157,7 @@ impl Engine {
 
     /// Lets every shard writer finish what it has and stops them. Blocking; idempotent.
     pub fn shutdown(&self) -> Result<(), EngineError> {
+        self.verification.stop();
         self.search.stop();
         Ok(self.storage.close()?)
     }

@@ -11,7 +11,9 @@
 //! - [`samples`]: deterministic sample documents (text, PDF, PNG scans).
 
 pub mod dates;
+pub mod actions;
 pub mod extract;
 pub mod formats;
 pub mod rules;
 pub mod samples;
+pub mod service;

@@ -11,6 +11,7 @@
 //! | 60..=69 | `inventory`: warehouses, stock, adjustments |
 //! | 70..=99 | `orders`: orders, sub-orders, idempotency keys, invoices, payments |
 //! | 100..=109 | `search`: synonyms and stop words (the index is derived, outside the shards) |
+//! | 110..=139 | `verification`: documents, results, review cases, policy, notifications, jobs |
 //!
 //! Ids from 0xFF00 up belong to the storage engine.
 
@@ -20,6 +21,7 @@ pub mod core;
 pub mod inventory;
 pub mod orders;
 pub mod search;
+pub mod verification;
 
 pub use self::accounts::*;
 pub use self::catalog::*;
@@ -27,3 +29,4 @@ pub use self::core::*;
 pub use self::inventory::*;
 pub use self::orders::*;
 pub use self::search::*;
+pub use self::verification::*;
