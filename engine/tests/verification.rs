@@ -1,0 +1,545 @@
+//! Vendor verification through the engine, on real storage, the real blob store and the real
+//! job queue and workers: automatic approval and the manufacturer becoming verified, one
+//! document per content, exactly-once effects under duplicate delivery, jobs surviving a
+//! restart, retries into the dead-letter list and an admin's retry, backpressure, and the
+//! review queue (claim races, decisions, audit).
+
+use mercato_engine::accounts::{Principal, Role, ScopeSet};
+use mercato_engine::catalog::ManufacturerInput;
+use mercato_engine::jobs::QueueConfig;
+use mercato_engine::tables::{
+    CaseState, CountryCode, DocumentStatus, JobState, ReviewDecision, VerificationStatus,
+};
+use mercato_engine::verification::actions::{
+    CompleteJob, DAY_MS, VerificationAction, VerificationOutput,
+};
+use mercato_engine::verification::rules::{Decision, DocumentType, RULES_VERSION};
+use mercato_engine::verification::samples;
+use mercato_engine::verification::service::{UploadError, VerificationConfig};
+use mercato_engine::{
+    Action, Actor, Command, CommandOutput, Engine, EngineConfig, EngineError, Rejection, TenantId,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const T: TenantId = TenantId(1);
+const WAIT: Duration = Duration::from_secs(20);
+const COMPANY: &str = "Rheinwerk Maschinenbau GmbH";
+
+fn open(dir: &Path) -> Engine {
+    let mut config = EngineConfig::new(dir);
+    config.shards_initial = 1;
+    Engine::open(config).unwrap()
+}
+
+fn config() -> VerificationConfig {
+    VerificationConfig {
+        queue: QueueConfig {
+            workers: 2,
+            lease: Duration::from_secs(5),
+            attempts_max: 2,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(50),
+            backlog_max: 1_000,
+            job_time_budget: Duration::from_secs(30),
+        },
+        ..VerificationConfig::default()
+    }
+}
+
+fn admin() -> Principal {
+    Principal {
+        tenant: T,
+        actor: Actor::User(1),
+        role: Some(Role::TenantAdmin),
+        scopes: ScopeSet::ALL,
+    }
+}
+
+fn reviewer(id: u64) -> Principal {
+    Principal::user(T, id, Role::Reviewer)
+}
+
+fn maker(id: u64) -> Principal {
+    Principal::user(
+        T,
+        100 + id,
+        Role::ManufacturerUser {
+            manufacturer_id: id,
+        },
+    )
+}
+
+fn today() -> i64 {
+    (mercato_engine::now_ms() / DAY_MS) as i64
+}
+
+async fn manufacturer(engine: &Engine, name: &str) -> u64 {
+    engine
+        .create_manufacturer(
+            T,
+            Actor::User(1),
+            ManufacturerInput {
+                name: name.into(),
+                country: CountryCode::parse("DE").unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+fn pdf(doc_type: DocumentType, seed: u64) -> Vec<u8> {
+    samples::pdf(&samples::sample_spec(
+        seed,
+        doc_type,
+        COMPANY,
+        *b"DE",
+        today(),
+    ))
+}
+
+/// Waits until the document leaves `processing`.
+fn decided(engine: &Engine, id: u64) -> DocumentStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let document = engine.document(&admin(), id).unwrap();
+        if document.status != DocumentStatus::Processing {
+            return document.status;
+        }
+        assert!(Instant::now() < deadline, "document {id} was not decided");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn audit_count(engine: &Engine, action: &str) -> usize {
+    let page = engine
+        .audit_query(
+            T,
+            &mercato_engine::audit::AuditQuery {
+                limit: 1_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    page.entries.iter().filter(|e| e.action == action).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_documents_are_approved_and_make_the_manufacturer_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine.start_verification(config()).unwrap();
+
+    let registration = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::BusinessRegistration,
+            "register.pdf",
+            pdf(DocumentType::BusinessRegistration, 1),
+        )
+        .await
+        .unwrap();
+    assert!(registration.created);
+    assert_eq!(
+        engine.manufacturer(T, m).unwrap().unwrap().verification,
+        VerificationStatus::Pending
+    );
+    assert_eq!(
+        decided(&engine, registration.document.id),
+        DocumentStatus::Approved
+    );
+    // One of the two required types: still pending.
+    assert_eq!(
+        engine.manufacturer(T, m).unwrap().unwrap().verification,
+        VerificationStatus::Pending
+    );
+    let tax = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            pdf(DocumentType::TaxCertificate, 2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided(&engine, tax.document.id), DocumentStatus::Approved);
+    assert_eq!(
+        engine.manufacturer(T, m).unwrap().unwrap().verification,
+        VerificationStatus::Verified
+    );
+    let (document, text, result) = engine.document_details(&admin(), tax.document.id).unwrap();
+    assert!(text.unwrap().contains("Rheinwerk"));
+    let result = result.unwrap();
+    assert_eq!(result.rules_version, RULES_VERSION);
+    assert!(result.assessment.unwrap().checks.iter().all(|c| c.passed));
+    assert!(document.text_sha256.is_some());
+
+    // The same bytes again: the same document, no second verification.
+    let again = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::TaxCertificate,
+            "tax-copy.pdf",
+            pdf(DocumentType::TaxCertificate, 2),
+        )
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.document.id, tax.document.id);
+    assert_eq!(audit_count(&engine, "document.verify"), 2);
+
+    // Another manufacturer's user neither sees nor uploads for this one.
+    let other = manufacturer(&engine, "Other Werke AG").await;
+    assert!(matches!(
+        engine.document(&maker(other), tax.document.id),
+        Err(EngineError::Rejected(Rejection::NotFound { .. }))
+    ));
+    assert!(
+        engine
+            .upload_document(
+                &maker(other),
+                m,
+                DocumentType::Other,
+                "x.txt",
+                b"hello".to_vec()
+            )
+            .await
+            .is_err()
+    );
+    let notes = engine.notifications(&maker(m), m, None, 100).unwrap();
+    assert!(notes.items.iter().any(|n| n.message.contains("approved")));
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_documents_are_rejected_or_reviewed_and_reviewers_cannot_both_claim_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine.start_verification(config()).unwrap();
+
+    // Expired: rejected automatically.
+    let mut spec = samples::sample_spec(
+        3,
+        DocumentType::InsuranceCertificate,
+        COMPANY,
+        *b"DE",
+        today(),
+    );
+    spec.expiry_day = Some(today() - 10);
+    let expired = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::InsuranceCertificate,
+            "insurance.pdf",
+            samples::pdf(&spec),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&engine, expired.document.id),
+        DocumentStatus::Rejected
+    );
+    assert!(!engine.document(&admin(), expired.document.id).unwrap().reasons.is_empty());
+
+    // A scan without OCR: to the review queue with the reason.
+    let scan = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::BusinessRegistration,
+            "scan.png",
+            samples::png_scan(64, 32, 4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided(&engine, scan.document.id), DocumentStatus::InReview);
+    let cases = engine
+        .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
+        .unwrap();
+    assert_eq!(cases.items.len(), 1);
+    let case = cases.items[0].clone();
+    assert_eq!(case.document_id, scan.document.id);
+    assert!(case.reasons[0].contains("OCR"), "{:?}", case.reasons);
+
+    // Two reviewers claim at once: exactly one wins.
+    let (seven, eight) = (reviewer(7), reviewer(8));
+    let (a, b) = tokio::join!(
+        engine.claim_review_case(&seven, case.id, Duration::from_secs(600)),
+        engine.claim_review_case(&eight, case.id, Duration::from_secs(600)),
+    );
+    assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
+    let (winner, loser) = if a.is_ok() { (7, 8) } else { (8, 7) };
+    assert!(matches!(
+        engine
+            .decide_review_case(&reviewer(loser), case.id, ReviewDecision::Approve, "")
+            .await,
+        Err(EngineError::Rejected(Rejection::Conflict {
+            code: "case_not_claimed",
+            ..
+        }))
+    ));
+    // A rejection needs a reason.
+    assert!(matches!(
+        engine
+            .decide_review_case(&reviewer(winner), case.id, ReviewDecision::Reject, " ")
+            .await,
+        Err(EngineError::Rejected(Rejection::InvalidField { .. }))
+    ));
+    engine
+        .decide_review_case(
+            &reviewer(winner),
+            case.id,
+            ReviewDecision::Approve,
+            "register extract checked by phone",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.document(&admin(), scan.document.id).unwrap().status,
+        DocumentStatus::Approved
+    );
+    let decisions = engine
+        .audit_query(
+            T,
+            &mercato_engine::audit::AuditQuery {
+                limit: 1_000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter(|e| e.action == "review.decide")
+        .collect::<Vec<_>>();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].actor, Actor::User(winner));
+    assert!(decisions[0].resource.contains("sha256="));
+    assert!(decisions[0].resource.contains("rules=v"));
+    // Decided cases cannot be claimed again.
+    assert!(
+        engine
+            .claim_review_case(&reviewer(loser), case.id, Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_delivered_twice_writes_its_effect_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    // No workers: the job stays ready in storage.
+    let up = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::Other,
+            "note.txt",
+            b"Rheinwerk Maschinenbau GmbH\nA letter.".to_vec(),
+        )
+        .await
+        .unwrap();
+    let job_id = up.document.job_id.unwrap();
+    let complete = || Command {
+        tenant: T,
+        actor: Actor::System,
+        at_ms: mercato_engine::now_ms(),
+        action: Action::Verification(VerificationAction::Complete(Box::new(CompleteJob {
+            job_id,
+            document_id: up.document.id,
+            sha256: up.document.sha256,
+            rules_version: RULES_VERSION,
+            text: Some("A letter.".into()),
+            extract_method: None,
+            unreadable_reason: None,
+            assessment: None,
+            decision: Decision::Review {
+                reasons: vec!["type other".into()],
+            },
+        }))),
+    };
+    let written = |output: CommandOutput| match output {
+        CommandOutput::Verification(VerificationOutput::Completed { effect_written, .. }) => {
+            effect_written
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(written(engine.storage().execute(complete()).await.unwrap()));
+    let notes = engine.notifications(&admin(), m, None, 100).unwrap().items.len();
+    // The second delivery: nothing new.
+    assert!(!written(engine.storage().execute(complete()).await.unwrap()));
+    assert_eq!(engine.notifications(&admin(), m, None, 100).unwrap().items.len(), notes);
+    assert_eq!(
+        engine
+            .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(audit_count(&engine, "document.verify"), 1);
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_written_before_a_restart_complete_once_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    {
+        let engine = open(dir.path());
+        engine.create_tenant(T, "Tenant").await.unwrap();
+        let m = manufacturer(&engine, COMPANY).await;
+        for seed in 0..6 {
+            let up = engine
+                .upload_document(
+                    &maker(m),
+                    m,
+                    DocumentType::TaxCertificate,
+                    "tax.pdf",
+                    pdf(DocumentType::TaxCertificate, 100 + seed),
+                )
+                .await
+                .unwrap();
+            ids.push(up.document.id);
+        }
+        // Closed with every job ready and none run (as after a crash).
+        engine.shutdown().unwrap();
+    }
+    let engine = open(dir.path());
+    engine.start_verification(config()).unwrap();
+    for &id in &ids {
+        assert_eq!(decided(&engine, id), DocumentStatus::Approved);
+    }
+    assert_eq!(audit_count(&engine, "document.verify"), ids.len());
+    let ready = engine.jobs(&admin(), JobState::Ready, None, 100).unwrap();
+    // Only the tenant's lifecycle job (tomorrow) is left.
+    assert_eq!(ready.items.len(), 1);
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_jobs_go_to_the_dead_letter_list_and_an_admin_retries_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    let up = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            pdf(DocumentType::TaxCertificate, 9),
+        )
+        .await
+        .unwrap();
+    // The bytes disappear from the blob store: every attempt fails.
+    let blob = walk(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "blob"))
+        .unwrap();
+    let saved = std::fs::read(&blob).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    engine.start_verification(config()).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let dead = loop {
+        let dead = engine.jobs(&admin(), JobState::Dead, None, 10).unwrap();
+        if !dead.items.is_empty() {
+            break dead.items[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the job never died");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(dead.attempts, 2);
+    let error = dead.last_error.unwrap();
+    assert!(error.contains("blob") || error.contains("No such file"), "{error}");
+    let document = engine.document(&admin(), up.document.id).unwrap();
+    assert_eq!(document.status, DocumentStatus::Processing);
+    assert!(document.reasons[0].contains("failed 2 times"));
+
+    // An admin puts the bytes back and retries: the job runs and the document is decided.
+    std::fs::write(&blob, saved).unwrap();
+    assert!(matches!(
+        engine.retry_job(&reviewer(7), dead.id).await,
+        Err(EngineError::Forbidden(_))
+    ));
+    engine.retry_job(&admin(), dead.id).await.unwrap();
+    assert_eq!(decided(&engine, up.document.id), DocumentStatus::Approved);
+    assert!(engine.jobs(&admin(), JobState::Dead, None, 10).unwrap().items.is_empty());
+    engine.shutdown().unwrap();
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_backlog_are_refused_with_a_retry_time_and_bad_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    let mut small = config();
+    // Room for the first upload's two jobs (its verification and the lifecycle job).
+    small.queue.backlog_max = 2;
+    small.queue.workers = 1;
+    small.upload_bytes_max = 64 * 1024;
+    engine.start_verification(small).unwrap();
+    engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::Other,
+            "a.txt",
+            b"first".to_vec(),
+        )
+        .await
+        .unwrap();
+    let refused = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::Other,
+            "b.txt",
+            b"second".to_vec(),
+        )
+        .await;
+    match refused {
+        Err(UploadError::Backlogged(b)) => assert!(b.retry_after >= Duration::from_secs(1)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        engine
+            .upload_document(&maker(m), m, DocumentType::Other, "x.bin", vec![0u8, 1, 2, 0xff])
+            .await,
+        Err(UploadError::UnsupportedFormat)
+    ));
+    assert!(matches!(
+        engine
+            .upload_document(&maker(m), m, DocumentType::Other, "big.txt", vec![b'a'; 70_000])
+            .await,
+        Err(UploadError::TooLarge { .. })
+    ));
+    engine.shutdown().unwrap();
+}
