@@ -94,7 +94,9 @@ impl QueueConfig {
         if self.job_time_budget < self.lease.min(Duration::from_secs(1))
             || self.job_time_budget > Duration::from_secs(24 * 3_600)
         {
-            return Err("job_time_budget must be at least the lease (or 1 s) and at most 24 h".into());
+            return Err(
+                "job_time_budget must be at least the lease (or 1 s) and at most 24 h".into(),
+            );
         }
         if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
             return Err("backoff_base must be > 0 and <= backoff_max".into());
@@ -522,7 +524,10 @@ mod tests {
         assert_eq!(queue.stats().scheduled, 1);
         std::thread::sleep(Duration::from_millis(50));
         queue.reap();
-        assert_eq!(queue.lease(Duration::from_millis(10)).unwrap().job.job_id, 9);
+        assert_eq!(
+            queue.lease(Duration::from_millis(10)).unwrap().job.job_id,
+            9
+        );
     }
 
     #[test]

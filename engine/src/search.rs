@@ -45,8 +45,8 @@
 mod documents;
 mod indexer;
 
-pub use self::documents::{StockOutcomes, verification_name};
 pub(crate) use self::documents::tenants_of_shard;
+pub use self::documents::{StockOutcomes, verification_name};
 pub use self::indexer::{
     CURRENT_FILE_NAME, INDEX_DIR_NAME, RebuildProgress, RebuildReport, ShardSearchStatus,
 };

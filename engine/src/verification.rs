@@ -10,8 +10,8 @@
 //! - [`dates`]: civil dates as day numbers and the date spellings documents use.
 //! - [`samples`]: deterministic sample documents (text, PDF, PNG scans).
 
-pub mod dates;
 pub mod actions;
+pub mod dates;
 pub mod extract;
 pub mod formats;
 pub mod rules;

@@ -248,7 +248,13 @@ async fn bad_documents_are_rejected_or_reviewed_and_reviewers_cannot_both_claim_
         decided(&engine, expired.document.id),
         DocumentStatus::Rejected
     );
-    assert!(!engine.document(&admin(), expired.document.id).unwrap().reasons.is_empty());
+    assert!(
+        !engine
+            .document(&admin(), expired.document.id)
+            .unwrap()
+            .reasons
+            .is_empty()
+    );
 
     // A scan without OCR: to the review queue with the reason.
     let scan = engine
@@ -377,10 +383,23 @@ async fn a_job_delivered_twice_writes_its_effect_once() {
         other => panic!("{other:?}"),
     };
     assert!(written(engine.storage().execute(complete()).await.unwrap()));
-    let notes = engine.notifications(&admin(), m, None, 100).unwrap().items.len();
+    let notes = engine
+        .notifications(&admin(), m, None, 100)
+        .unwrap()
+        .items
+        .len();
     // The second delivery: nothing new.
-    assert!(!written(engine.storage().execute(complete()).await.unwrap()));
-    assert_eq!(engine.notifications(&admin(), m, None, 100).unwrap().items.len(), notes);
+    assert!(!written(
+        engine.storage().execute(complete()).await.unwrap()
+    ));
+    assert_eq!(
+        engine
+            .notifications(&admin(), m, None, 100)
+            .unwrap()
+            .items
+            .len(),
+        notes
+    );
     assert_eq!(
         engine
             .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
@@ -464,7 +483,10 @@ async fn failing_jobs_go_to_the_dead_letter_list_and_an_admin_retries_them() {
     };
     assert_eq!(dead.attempts, 2);
     let error = dead.last_error.unwrap();
-    assert!(error.contains("blob") || error.contains("No such file"), "{error}");
+    assert!(
+        error.contains("blob") || error.contains("No such file"),
+        "{error}"
+    );
     let document = engine.document(&admin(), up.document.id).unwrap();
     assert_eq!(document.status, DocumentStatus::Processing);
     assert!(document.reasons[0].contains("failed 2 times"));
@@ -477,7 +499,13 @@ async fn failing_jobs_go_to_the_dead_letter_list_and_an_admin_retries_them() {
     ));
     engine.retry_job(&admin(), dead.id).await.unwrap();
     assert_eq!(decided(&engine, up.document.id), DocumentStatus::Approved);
-    assert!(engine.jobs(&admin(), JobState::Dead, None, 10).unwrap().items.is_empty());
+    assert!(
+        engine
+            .jobs(&admin(), JobState::Dead, None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
     engine.shutdown().unwrap();
 }
 
@@ -531,13 +559,25 @@ async fn uploads_past_the_backlog_are_refused_with_a_retry_time_and_bad_files_ar
     }
     assert!(matches!(
         engine
-            .upload_document(&maker(m), m, DocumentType::Other, "x.bin", vec![0u8, 1, 2, 0xff])
+            .upload_document(
+                &maker(m),
+                m,
+                DocumentType::Other,
+                "x.bin",
+                vec![0u8, 1, 2, 0xff]
+            )
             .await,
         Err(UploadError::UnsupportedFormat)
     ));
     assert!(matches!(
         engine
-            .upload_document(&maker(m), m, DocumentType::Other, "big.txt", vec![b'a'; 70_000])
+            .upload_document(
+                &maker(m),
+                m,
+                DocumentType::Other,
+                "big.txt",
+                vec![b'a'; 70_000]
+            )
             .await,
         Err(UploadError::TooLarge { .. })
     ));

@@ -104,6 +104,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::orders::router())
         .merge(routes::inventory::router())
         .merge(routes::search::router())
+        .merge(routes::verification::router())
 }
 
 /// The OpenAPI document of [`api_routes`], as `/openapi.json` serves it.
@@ -269,6 +270,10 @@ async fn enforce_limits(
         limits
             .body_bytes_max
             .max(routes::catalog::IMPORT_BODY_BYTES_MAX)
+    } else if routes::verification::is_upload_path(request.uri().path()) {
+        limits
+            .body_bytes_max
+            .max(routes::verification::DOCUMENT_BODY_BYTES_MAX)
     } else {
         limits.body_bytes_max
     };

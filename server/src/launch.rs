@@ -167,6 +167,15 @@ where
                 }
                 return Err(error.into());
             }
+            // Verification workers (one per core), with the queue's default bounds.
+            if let Err(error) = engine.start_verification(
+                mercato_engine::verification::service::VerificationConfig::default(),
+            ) {
+                if let Err(closing) = engine.shutdown() {
+                    tracing::error!(error = %ErrorChain(&closing), "storage did not close cleanly");
+                }
+                return Err(error.into());
+            }
             Ok(engine)
         })
         .await??,

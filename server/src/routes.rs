@@ -9,3 +9,4 @@ pub mod ops;
 pub mod orders;
 pub mod parties;
 pub mod search;
+pub mod verification;

@@ -179,7 +179,37 @@ async fn foreign_ids(w: &World) -> ForeignIds {
         .as_u64()
         .or_else(|| order.1["invoice"]["id"].as_u64())
         .unwrap_or_else(|| panic!("invoice id: {}", order.1));
+    // A document in B, and its job and review case (a scan: it goes to review).
+    let (status, document) = crate::api_verification::upload(
+        w,
+        &b.manufacturer_user.token,
+        b.manufacturer_id,
+        crate::api_verification::form(
+            "tax_certificate",
+            "scan.png",
+            &mercato_engine::verification::samples::png_scan(8, 8, 1),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "document in B: {status} {document}");
+    let document_id = document["id"].as_u64().expect("document id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let review_case = loop {
+        let (_, d) = w.get(&format!("/v1/documents/{document_id}"), admin).await;
+        if let Some(case) = d["review_case_id"].as_u64() {
+            break case;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no review case in B: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     ForeignIds(BTreeMap::from([
+        ("documents", document_id.to_string()),
+        ("review-cases", review_case.to_string()),
+        // B's document job (finished); A has no jobs at all.
+        ("jobs", "1".to_string()),
         ("manufacturers", manufacturer.to_string()),
         ("categories", category.to_string()),
         ("products", product.to_string()),
@@ -244,6 +274,9 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         | ("post", "/v1/suborders/{id}/ship")
         | ("post", "/v1/suborders/{id}/cancel") => json!({}),
         ("post", "/v1/invoices/{id}/payments") => json!({"amount": eur, "reference": "x"}),
+        ("post", "/v1/review-cases/{id}/claim") => json!({}),
+        ("post", "/v1/review-cases/{id}/decision") => json!({"decision": "approve"}),
+        ("post", "/v1/manufacturers/{id}/documents") => json!({}),
         _ => return None,
     };
     Some(body)
@@ -321,6 +354,8 @@ async fn every_route_answers_another_tenants_ids_with_404() {
         "/v1/orders/{id}",
         "/v1/suborders/{id}",
         "/v1/invoices/{id}",
+        "/v1/documents/{id}",
+        "/v1/review-cases/{id}",
     ] {
         let path = foreign.fill(template);
         let (status, body) = w.get(&path, &w.b.admin.token).await;

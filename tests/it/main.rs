@@ -9,6 +9,7 @@ mod api_orders;
 mod api_parties;
 mod api_search;
 mod api_support;
+mod api_verification;
 mod config;
 mod demo;
 mod errors;

@@ -59,11 +59,18 @@ pub enum VerificationAction {
         attempts_max: u32,
     },
     /// An admin's retry of a dead job.
-    RetryJob { job_id: u64 },
+    RetryJob {
+        job_id: u64,
+    },
     /// A reviewer takes a case for `claim_ms`.
-    ClaimCase { case_id: u64, claim_ms: u64 },
+    ClaimCase {
+        case_id: u64,
+        claim_ms: u64,
+    },
     /// A reviewer gives a case back.
-    ReleaseCase { case_id: u64 },
+    ReleaseCase {
+        case_id: u64,
+    },
     /// A reviewer decides a case they hold.
     DecideCase {
         case_id: u64,
@@ -72,7 +79,9 @@ pub enum VerificationAction {
     },
     SetPolicy(VerificationPolicy),
     /// The daily retention and expiry run (the lifecycle job's effect).
-    RunLifecycle { job_id: u64 },
+    RunLifecycle {
+        job_id: u64,
+    },
 }
 
 impl VerificationAction {
@@ -234,11 +243,7 @@ fn new_job(
     Ok(job)
 }
 
-fn notify(
-    ctx: &mut Ctx<'_, '_>,
-    document: &Document,
-    message: String,
-) -> Result<(), StorageError> {
+fn notify(ctx: &mut Ctx<'_, '_>, document: &Document, message: String) -> Result<(), StorageError> {
     let id = ctx.next_id("notification")?;
     ctx.tx.put(
         &NOTIFICATIONS,
@@ -293,7 +298,12 @@ fn upload(ctx: &mut Ctx<'_, '_>, input: &UploadDocument) -> Applied<Verification
         JobPriority::Onboarding
     };
     let id = ctx.next_id("document")?;
-    let job = new_job(ctx, JobKind::Verify { document_id: id }, priority, ctx.at_ms)?;
+    let job = new_job(
+        ctx,
+        JobKind::Verify { document_id: id },
+        priority,
+        ctx.at_ms,
+    )?;
     let mut jobs = vec![(job.id, job.priority, job.run_at_ms)];
     let document = Document {
         id,
@@ -321,8 +331,7 @@ fn upload(ctx: &mut Ctx<'_, '_>, input: &UploadDocument) -> Applied<Verification
         archived: false,
         updated_at_ms: ctx.at_ms,
     };
-    ctx.tx
-        .blob_ref_add(&BlobHash::from_bytes(input.sha256))?;
+    ctx.tx.blob_ref_add(&BlobHash::from_bytes(input.sha256))?;
     ctx.tx.put(&DOCUMENTS, &id, &document)?;
     ctx.tx.put(&DOCUMENTS_BY_HASH, &input.sha256, &IdRef(id))?;
     ctx.tx.put(
@@ -411,7 +420,10 @@ fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applie
         m.verification = status;
         m.updated_at_ms = ctx.at_ms;
         ctx.tx.put(&MANUFACTURERS, &m.id, &m)?;
-        ctx.audit("manufacturer.verification", format!("manufacturer/{}", m.id));
+        ctx.audit(
+            "manufacturer.verification",
+            format!("manufacturer/{}", m.id),
+        );
     }
     Ok(())
 }
@@ -484,8 +496,11 @@ fn settle(
     if status == DocumentStatus::Approved
         && let Some(day) = document.expiry_day
     {
-        ctx.tx
-            .put(&DOCUMENTS_BY_EXPIRY, &(day.max(0) as u64, document.id), &IndexMark)?;
+        ctx.tx.put(
+            &DOCUMENTS_BY_EXPIRY,
+            &(day.max(0) as u64, document.id),
+            &IndexMark,
+        )?;
     }
     if status != DocumentStatus::Rejected
         && let Some(number) = &document.registration_number
@@ -623,8 +638,7 @@ fn fail_job(
     if job.state == JobState::Dead {
         return Ok(VerificationOutput::Job(Some(job)));
     }
-    ctx.tx
-        .delete(&JOBS_BY_STATE, &(job.state.code(), job.id))?;
+    ctx.tx.delete(&JOBS_BY_STATE, &(job.state.code(), job.id))?;
     job.attempts = job.attempts.saturating_add(1);
     job.last_error = Some(truncate(error, REASON_BYTES_MAX));
     job.updated_at_ms = ctx.at_ms;
@@ -655,10 +669,12 @@ fn retry_job(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
         return reject(not_found("job", job_id));
     };
     if job.state != JobState::Dead {
-        return conflict("job_not_dead", format!("job {job_id} is not in the dead-letter list"));
+        return conflict(
+            "job_not_dead",
+            format!("job {job_id} is not in the dead-letter list"),
+        );
     }
-    ctx.tx
-        .delete(&JOBS_BY_STATE, &(job.state.code(), job.id))?;
+    ctx.tx.delete(&JOBS_BY_STATE, &(job.state.code(), job.id))?;
     job.state = JobState::Ready;
     job.attempts = 0;
     job.run_at_ms = ctx.at_ms;
@@ -729,7 +745,10 @@ fn decide_case(
         return invalid("reason", format!("at most {REASON_BYTES_MAX} bytes"));
     }
     if reason.is_empty() && decision != ReviewDecision::Approve {
-        return invalid("reason", "a rejection or resubmission request needs a reason");
+        return invalid(
+            "reason",
+            "a rejection or resubmission request needs a reason",
+        );
     }
     let mut case = open_case_for_update(ctx, case_id)?;
     if case.claimed_by.as_ref() != Some(ctx.actor) || case.claim_until_ms <= ctx.at_ms {
@@ -789,7 +808,10 @@ fn set_policy(ctx: &mut Ctx<'_, '_>, policy: &VerificationPolicy) -> Applied<Ver
     for (field, days) in [
         ("archive_after_days", policy.archive_after_days),
         ("delete_after_days", policy.delete_after_days),
-        ("reverify_days_before_expiry", policy.reverify_days_before_expiry),
+        (
+            "reverify_days_before_expiry",
+            policy.reverify_days_before_expiry,
+        ),
     ] {
         if !(1..=POLICY_DAYS_MAX).contains(&days) {
             return invalid(field, format!("must be 1..={POLICY_DAYS_MAX}"));
@@ -817,8 +839,10 @@ fn delete_document(ctx: &mut Ctx<'_, '_>, document: &Document) -> Result<(), Sto
         &DOCUMENTS_ARCHIVED_BY_UPLOAD,
         &(document.uploaded_at_ms, document.id),
     )?;
-    ctx.tx
-        .delete(&DOCUMENTS_BY_UPLOAD, &(document.uploaded_at_ms, document.id))?;
+    ctx.tx.delete(
+        &DOCUMENTS_BY_UPLOAD,
+        &(document.uploaded_at_ms, document.id),
+    )?;
     if let Some(day) = document.expiry_day {
         ctx.tx
             .delete(&DOCUMENTS_BY_EXPIRY, &(day.max(0) as u64, document.id))?;
@@ -859,10 +883,7 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
     let mut manufacturers = BTreeSet::new();
 
     // Approved documents whose expiry date passed.
-    for ((day, id), _) in ctx
-        .tx
-        .scan(&DOCUMENTS_BY_EXPIRY, &(), None, budget)?
-    {
+    for ((day, id), _) in ctx.tx.scan(&DOCUMENTS_BY_EXPIRY, &(), None, budget)? {
         if day as i64 >= today {
             break;
         }
@@ -872,7 +893,13 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
                 "expired on {}",
                 super::dates::format_day(document.expiry_day.unwrap_or(day as i64))
             );
-            settle(ctx, &mut document, DocumentStatus::Expired, vec![reason], false)?;
+            settle(
+                ctx,
+                &mut document,
+                DocumentStatus::Expired,
+                vec![reason],
+                false,
+            )?;
             manufacturers.insert(document.manufacturer_id);
             run.expired.push(id);
         } else {
@@ -881,10 +908,7 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
     }
     // Renewal requests ahead of expiry.
     let horizon = today + i64::from(policy.reverify_days_before_expiry);
-    for ((day, id), _) in ctx
-        .tx
-        .scan(&DOCUMENTS_BY_EXPIRY, &(), None, budget)?
-    {
+    for ((day, id), _) in ctx.tx.scan(&DOCUMENTS_BY_EXPIRY, &(), None, budget)? {
         if day as i64 > horizon || budget == 0 {
             break;
         }
@@ -957,7 +981,10 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
     let next = new_job(ctx, JobKind::Lifecycle, JobPriority::Background, next_at)?;
     ctx.tx.put(&LIFECYCLE_NEXT, &(), &IdRef(next.id))?;
     ctx.tx.put(&LIFECYCLE_RUNS, &run.id, &run)?;
-    ctx.audit("verification.lifecycle", format!("lifecycle_run/{}", run.id));
+    ctx.audit(
+        "verification.lifecycle",
+        format!("lifecycle_run/{}", run.id),
+    );
     Ok(VerificationOutput::Lifecycle {
         run,
         next_job: (next.id, next.priority, next.run_at_ms),

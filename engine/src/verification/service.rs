@@ -13,10 +13,10 @@ use crate::cache::Store;
 use crate::catalog::not_found;
 use crate::jobs::{JobQueue, JobRef, Lease, QueueConfig, QueueStats, now_ms};
 use crate::tables::{
-    CaseState, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, Document, JOBS,
-    JOBS_BY_STATE, Job, JobKind, JobState, LIFECYCLE_RUNS, LifecycleRun, MANUFACTURERS,
-    NOTIFICATIONS, Notification, REGISTRATION_NUMBERS, REVIEW_CASES, REVIEW_CASES_BY_STATE,
-    ReviewCase, ReviewDecision, VERIFICATION_RESULTS, VerificationPolicy, VerificationResult,
+    CaseState, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, Document, JOBS, JOBS_BY_STATE,
+    Job, JobKind, JobState, LIFECYCLE_RUNS, LifecycleRun, MANUFACTURERS, NOTIFICATIONS,
+    Notification, REGISTRATION_NUMBERS, REVIEW_CASES, REVIEW_CASES_BY_STATE, ReviewCase,
+    ReviewDecision, VERIFICATION_RESULTS, VerificationPolicy, VerificationResult,
 };
 use crate::{Action, Actor, Command, CommandOutput, Engine, EngineError, Rejection, TenantId};
 use mercato_storage::{BlobHash, ExecuteError, TenantReads};
@@ -427,7 +427,9 @@ impl Engine {
         let limit = limit.clamp(1, LIST_LIMIT_MAX);
         let cursor = after.map(|a| (manufacturer_id, a));
         let rows = read.scan(&NOTIFICATIONS, &manufacturer_id, cursor.as_ref(), limit)?;
-        let next_after = (rows.len() == limit).then(|| rows.last().map(|(k, _)| k.1)).flatten();
+        let next_after = (rows.len() == limit)
+            .then(|| rows.last().map(|(k, _)| k.1))
+            .flatten();
         Ok(Listing {
             items: rows.into_iter().map(|(_, n)| n).collect(),
             next_after,
@@ -513,8 +515,14 @@ impl Engine {
         claim: Duration,
     ) -> Result<ReviewCase, EngineError> {
         let claim_ms = claim.as_millis().min(u128::from(u64::MAX)) as u64;
-        self.verification_case(principal, VerificationAction::ClaimCase { case_id: id, claim_ms })
-            .await
+        self.verification_case(
+            principal,
+            VerificationAction::ClaimCase {
+                case_id: id,
+                claim_ms,
+            },
+        )
+        .await
     }
 
     /// Gives a claimed case back.
@@ -591,7 +599,9 @@ impl Engine {
         let limit = limit.clamp(1, LIST_LIMIT_MAX);
         let cursor = after.map(|a| (state.code(), a));
         let rows = read.scan(&JOBS_BY_STATE, &state.code(), cursor.as_ref(), limit)?;
-        let next_after = (rows.len() == limit).then(|| rows.last().map(|(k, _)| k.1)).flatten();
+        let next_after = (rows.len() == limit)
+            .then(|| rows.last().map(|(k, _)| k.1))
+            .flatten();
         let mut items = Vec::with_capacity(rows.len());
         for ((_, id), _) in rows {
             if let Some(job) = read.get(&JOBS, &id)? {
@@ -640,7 +650,9 @@ impl Engine {
         let read = self.storage.read(principal.tenant)?;
         let limit = limit.clamp(1, LIST_LIMIT_MAX);
         let rows = read.scan(&LIFECYCLE_RUNS, &(), after.as_ref(), limit)?;
-        let next_after = (rows.len() == limit).then(|| rows.last().map(|(k, _)| *k)).flatten();
+        let next_after = (rows.len() == limit)
+            .then(|| rows.last().map(|(k, _)| *k))
+            .flatten();
         Ok(Listing {
             items: rows.into_iter().map(|(_, r)| r).collect(),
             next_after,
@@ -662,7 +674,11 @@ impl Worker {
         self.running.stop.load(Ordering::Acquire)
     }
 
-    fn execute(&self, tenant: TenantId, action: VerificationAction) -> Result<VerificationOutput, AttemptError> {
+    fn execute(
+        &self,
+        tenant: TenantId,
+        action: VerificationAction,
+    ) -> Result<VerificationOutput, AttemptError> {
         let command = Command {
             tenant,
             actor: Actor::System,
@@ -782,7 +798,10 @@ impl Worker {
     fn process(&self, lease: &Lease) -> Result<(), AttemptError> {
         let tenant = lease.job.tenant;
         let read = self.store.read(tenant).map_err(|e| e.to_string())?;
-        let Some(job) = read.get(&JOBS, &lease.job.job_id).map_err(|e| e.to_string())? else {
+        let Some(job) = read
+            .get(&JOBS, &lease.job.job_id)
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(());
         };
         if job.state != JobState::Ready {
@@ -859,7 +878,10 @@ impl Worker {
             decision: Decision::Approve,
         };
         if read
-            .get(&VERIFICATION_RESULTS, &(document.sha256, rules::RULES_VERSION))
+            .get(
+                &VERIFICATION_RESULTS,
+                &(document.sha256, rules::RULES_VERSION),
+            )
             .map_err(storage_error)?
             .is_some()
         {
