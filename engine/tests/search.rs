@@ -962,3 +962,68 @@ async fn best_selling_follows_orders_and_stock_changes_reindex_only_what_moved()
     assert!(!found.contains(&ids[0]) && found.len() == 2, "{found:?}");
     engine.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendors_are_found_by_the_text_of_their_approved_documents() {
+    use mercato_engine::verification::rules::DocumentType;
+    use mercato_engine::verification::samples;
+    use mercato_engine::verification::service::VerificationConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(A, "Tenant").await.unwrap();
+    let name = "Rheinwerk Maschinenbau GmbH";
+    let m = engine
+        .create_manufacturer(
+            A,
+            ADMIN,
+            ManufacturerInput {
+                name: name.into(),
+                country: CountryCode::parse("DE").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    engine.start_search(search_config()).unwrap();
+    engine
+        .start_verification(VerificationConfig::default())
+        .unwrap();
+    let today = (mercato_engine::now_ms() / 86_400_000) as i64;
+    let spec = samples::sample_spec(11, DocumentType::TaxCertificate, name, *b"DE", today);
+    let maker = Principal::user(
+        A,
+        9,
+        Role::ManufacturerUser {
+            manufacturer_id: m.id,
+        },
+    );
+    let up = engine
+        .upload_document(
+            &maker,
+            m.id,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            samples::pdf(&spec),
+        )
+        .await
+        .unwrap();
+    // The tax number printed in the document finds the vendor once the document is approved.
+    let number = spec.tax_number.clone();
+    let reviewer = Principal::user(A, 6, Role::Reviewer);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let approved = engine.document(&admin(A), up.document.id).unwrap().status
+            == mercato_engine::tables::DocumentStatus::Approved;
+        if approved {
+            wait(&engine);
+            let found = engine.search_vendors(&reviewer, &number, 0, 10).unwrap();
+            if found.total == 1 {
+                assert_eq!(found.hits[0].id, m.id);
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "vendor not found by {number}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.shutdown().unwrap();
+}

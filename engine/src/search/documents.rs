@@ -22,9 +22,10 @@
 use crate::catalog;
 use crate::platform::PLATFORM_TENANT;
 use crate::tables::{
-    CATEGORIES, MANUFACTURERS, Manufacturer, PRICE_LIST, PRICE_LIST_BY_PRODUCT, PRODUCTS,
-    PRODUCTS_BY_CATEGORY, PRODUCTS_BY_MANUFACTURER, PRODUCTS_BY_STATUS, Product, ProductStatus,
-    STOCK, TENANT_REGISTRY, VerificationStatus,
+    CATEGORIES, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, DocumentStatus, MANUFACTURERS,
+    Manufacturer, PRICE_LIST, PRICE_LIST_BY_PRODUCT, PRODUCTS, PRODUCTS_BY_CATEGORY,
+    PRODUCTS_BY_MANUFACTURER, PRODUCTS_BY_STATUS, Product, ProductStatus, STOCK, TENANT_REGISTRY,
+    VerificationStatus,
 };
 use mercato_index::{IndexOp, ProductCounters, ProductDoc, VendorDoc};
 use mercato_storage::keys::decode_exact;
@@ -52,6 +53,9 @@ pub(crate) struct Stale {
     pub stock_only: BTreeSet<u64>,
     pub manufacturers: BTreeSet<u64>,
     pub categories: BTreeSet<u64>,
+    /// Verification documents whose status or text changed: their manufacturer's vendor
+    /// document (not its products) is rebuilt.
+    pub documents: BTreeSet<u64>,
 }
 
 impl Stale {
@@ -60,6 +64,7 @@ impl Stale {
             && self.stock_only.is_empty()
             && self.manufacturers.is_empty()
             && self.categories.is_empty()
+            && self.documents.is_empty()
     }
 }
 
@@ -141,6 +146,14 @@ impl PageWork {
                     .or_insert_with(stale)
                     .products
                     .insert(product);
+            }
+        } else if table == DOCUMENTS.id || table == DOCUMENT_TEXT.id {
+            if let Ok(id) = decode_exact::<u64>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .documents
+                    .insert(id);
             }
         } else if table == STOCK.id
             && let Ok((product, _warehouse)) = decode_exact::<(u64, u64)>(key)
@@ -293,12 +306,52 @@ impl<'r> DocBuilder<'r> {
     pub(crate) fn vendor_op(&mut self, id: u64) -> Result<IndexOp, StorageError> {
         self.manufacturers.remove(&id);
         Ok(match self.manufacturer(id)? {
-            Some(m) => IndexOp::UpsertVendor(vendor_doc(self.tenant, &m)),
+            Some(m) => {
+                let text = self.vendor_text(id)?;
+                IndexOp::UpsertVendor(vendor_doc(self.tenant, &m, text))
+            }
             None => IndexOp::DeleteVendor {
                 tenant: self.tenant,
                 id,
             },
         })
+    }
+
+    /// The extracted text of a manufacturer's approved verification documents, joined, at
+    /// most [`VENDOR_TEXT_BYTES_MAX`] bytes (the index cuts it further).
+    pub(crate) fn vendor_text(&self, id: u64) -> Result<String, StorageError> {
+        let mut text = String::new();
+        let rows = self.read.scan(
+            &DOCUMENTS_BY_MANUFACTURER,
+            &id,
+            None,
+            crate::verification::actions::DOCUMENTS_PER_MANUFACTURER_MAX,
+        )?;
+        for ((_, document_id), _) in rows {
+            if text.len() >= VENDOR_TEXT_BYTES_MAX {
+                break;
+            }
+            let approved = self
+                .read
+                .get(&DOCUMENTS, &document_id)?
+                .is_some_and(|d| d.status == DocumentStatus::Approved);
+            if approved && let Some(part) = self.read.get(&DOCUMENT_TEXT, &document_id)? {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                let room = VENDOR_TEXT_BYTES_MAX - text.len().min(VENDOR_TEXT_BYTES_MAX);
+                text.push_str(&crate::verification::actions::truncate(&part.0, room));
+            }
+        }
+        Ok(text)
+    }
+
+    /// The manufacturer a verification document belongs to, if it still exists.
+    pub(crate) fn document_owner(&self, document_id: u64) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .read
+            .get(&DOCUMENTS, &document_id)?
+            .map(|d| d.manufacturer_id))
     }
 
     /// Every product id of a manufacturer.
@@ -374,16 +427,19 @@ impl<'r> DocBuilder<'r> {
     }
 }
 
-/// A manufacturer's vendor document. Verification documents' extracted text joins `text` when
-/// the verification domain stores documents.
-pub(crate) fn vendor_doc(tenant: u64, m: &Manufacturer) -> VendorDoc {
+/// Most bytes of verification document text put into one vendor document.
+pub(crate) const VENDOR_TEXT_BYTES_MAX: usize = 256 * 1024;
+
+/// A manufacturer's vendor document: its profile and the text of its approved verification
+/// documents ([`DocBuilder::vendor_text`]).
+pub(crate) fn vendor_doc(tenant: u64, m: &Manufacturer, text: String) -> VendorDoc {
     VendorDoc {
         tenant,
         id: m.id,
         name: m.name.clone(),
         country: m.country.as_str().to_owned(),
         verification: verification_name(m.verification).to_owned(),
-        text: String::new(),
+        text,
     }
 }
 
@@ -492,6 +548,17 @@ pub(crate) fn resolve_stale(
     for &m in &stale.manufacturers {
         ops.push(builder.vendor_op(m)?);
         products.extend(builder.products_of_manufacturer(m)?);
+    }
+    let mut vendors = BTreeSet::new();
+    for &document in &stale.documents {
+        if let Some(m) = builder.document_owner(document)?
+            && !stale.manufacturers.contains(&m)
+        {
+            vendors.insert(m);
+        }
+    }
+    for m in vendors {
+        ops.push(builder.vendor_op(m)?);
     }
     for &c in &stale.categories {
         products.extend(builder.products_under_category(c)?);

@@ -332,8 +332,14 @@ fn index_tenant(
         index.apply(
             manufacturers
                 .iter()
-                .map(|m| IndexOp::UpsertVendor(documents::vendor_doc(tenant.0, m)))
-                .collect(),
+                .map(|m| {
+                    Ok(IndexOp::UpsertVendor(documents::vendor_doc(
+                        tenant.0,
+                        m,
+                        builder.vendor_text(m.id)?,
+                    )))
+                })
+                .collect::<Result<Vec<_>, StorageError>>()?,
         )?;
         if !full {
             break;
