@@ -90,6 +90,8 @@ impl Lifecycle {
 #[derive(Clone, Copy, Debug)]
 struct RequestLimits {
     body_bytes_max: usize,
+    /// Of document uploads: the engine's upload bound plus multipart framing.
+    document_body_bytes_max: usize,
     timeout: Duration,
 }
 
@@ -127,16 +129,21 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(api)
         .merge(routes::docs::router(&doc))
         .merge(routes::ops::router());
-    with_middleware(routes, http).with_state(state)
+    let upload_bytes_max = state.engine.upload_bytes_max();
+    with_middleware(routes, http, upload_bytes_max).with_state(state)
 }
 
 /// Adds the 404 fallback and the middleware stack (see the module documentation) to `routes`.
 fn with_middleware<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     http: &HttpConfig,
+    upload_bytes_max: u64,
 ) -> Router<S> {
     let limits = RequestLimits {
         body_bytes_max: http.request_body_bytes_max,
+        document_body_bytes_max: usize::try_from(upload_bytes_max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(routes::verification::MULTIPART_OVERHEAD_BYTES),
         timeout: http.request_timeout,
     };
     let stack = ServiceBuilder::new()
@@ -271,9 +278,7 @@ async fn enforce_limits(
             .body_bytes_max
             .max(routes::catalog::IMPORT_BODY_BYTES_MAX)
     } else if routes::verification::is_upload_path(request.uri().path()) {
-        limits
-            .body_bytes_max
-            .max(routes::verification::DOCUMENT_BODY_BYTES_MAX)
+        limits.body_bytes_max.max(limits.document_body_bytes_max)
     } else {
         limits.body_bytes_max
     };
@@ -373,7 +378,7 @@ mod tests {
     /// A router with the production middleware around test-only routes, so the layers can be
     /// exercised on routes that read bodies and run slowly before the API has such routes.
     fn layered(routes: Router, http: &HttpConfig) -> Router {
-        with_middleware(routes, http)
+        with_middleware(routes, http, 1 << 20)
     }
 
     fn http_config() -> HttpConfig {

@@ -34,10 +34,17 @@ pub const ENV_PREFIX: &str = "MERCATO_";
 
 /// The configuration's sections. Environment variable names are mapped to keys by these known
 /// prefixes rather than by splitting on `_`, since keys themselves contain underscores.
-const SECTIONS: [&str; 5] = ["log", "tls", "http", "storage", "search"];
+const SECTIONS: [&str; 6] = ["log", "tls", "http", "storage", "search", "verification"];
 
 /// Keys whose values are strings (addresses, paths, filters), never numbers or booleans.
-const STRING_KEYS: [&str; 5] = ["listen", "data_dir", "log.level", "tls.cert", "tls.key"];
+const STRING_KEYS: [&str; 6] = [
+    "listen",
+    "data_dir",
+    "log.level",
+    "tls.cert",
+    "tls.key",
+    "verification.ocr",
+];
 
 /// Metadata name of the environment layer, used to say where a bad value came from.
 const ENV_LAYER_NAME: &str = "environment variable";
@@ -87,7 +94,34 @@ pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub search: SearchConfig,
+    pub verification: VerificationConfig,
 }
+
+/// The verification queue and workers (see `mercato_engine::jobs::QueueConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerificationConfig {
+    /// Worker threads; 0 means one per core.
+    pub workers: u32,
+    pub lease: Duration,
+    pub attempts_max: u32,
+    pub backlog_max: u64,
+    pub job_time_budget: Duration,
+    pub upload_bytes_max: u64,
+    /// Run `tesseract` on scans when it is installed.
+    pub ocr: bool,
+    pub ocr_timeout: Duration,
+}
+
+/// Bounds of the `verification` keys; the engine enforces the same bounds.
+pub const VERIFICATION_WORKERS_MAX: i64 = 256;
+pub const VERIFICATION_LEASE_MS_MIN: i64 = 1_000;
+pub const VERIFICATION_LEASE_MS_MAX: i64 = 3_600_000;
+pub const VERIFICATION_ATTEMPTS_MAX: i64 = 100;
+pub const VERIFICATION_BACKLOG_MAX: i64 = 10_000_000;
+pub const VERIFICATION_JOB_TIME_BUDGET_MS_MAX: i64 = 86_400_000;
+pub const VERIFICATION_UPLOAD_BYTES_MIN: u64 = 1 << 10;
+pub const VERIFICATION_UPLOAD_BYTES_LIMIT: u64 = 256 << 20;
+pub const VERIFICATION_OCR_TIMEOUT_MS_MAX: i64 = 600_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -283,6 +317,20 @@ struct RawConfig {
     http: RawHttp,
     storage: RawStorage,
     search: RawSearch,
+    verification: RawVerification,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerification {
+    workers: i64,
+    lease_ms: i64,
+    attempts_max: i64,
+    backlog_max: i64,
+    job_time_budget_ms: i64,
+    upload_bytes_max: ByteSize,
+    ocr: String,
+    ocr_timeout_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -549,6 +597,66 @@ impl RawConfig {
             )),
         };
 
+        let lease_ms = check.int_in(
+            "verification.lease_ms",
+            self.verification.lease_ms,
+            VERIFICATION_LEASE_MS_MIN,
+            VERIFICATION_LEASE_MS_MAX,
+        );
+        let verification = VerificationConfig {
+            workers: check.int_in(
+                "verification.workers",
+                self.verification.workers,
+                0,
+                VERIFICATION_WORKERS_MAX,
+            ) as u32,
+            lease: millis(lease_ms),
+            attempts_max: check.int_in(
+                "verification.attempts_max",
+                self.verification.attempts_max,
+                1,
+                VERIFICATION_ATTEMPTS_MAX,
+            ) as u32,
+            backlog_max: check.int_in(
+                "verification.backlog_max",
+                self.verification.backlog_max,
+                1,
+                VERIFICATION_BACKLOG_MAX,
+            ) as u64,
+            job_time_budget: millis(check.int_in(
+                "verification.job_time_budget_ms",
+                self.verification.job_time_budget_ms,
+                lease_ms,
+                VERIFICATION_JOB_TIME_BUDGET_MS_MAX,
+            )),
+            upload_bytes_max: check.bytes_in(
+                "verification.upload_bytes_max",
+                self.verification.upload_bytes_max,
+                VERIFICATION_UPLOAD_BYTES_MIN,
+                VERIFICATION_UPLOAD_BYTES_LIMIT,
+            ),
+            ocr: match self.verification.ocr.as_str() {
+                "auto" => true,
+                "off" => false,
+                _ => {
+                    check.refuse(
+                        "verification.ocr",
+                        format!(
+                            "must be \"auto\" or \"off\", got {:?}",
+                            self.verification.ocr
+                        ),
+                    );
+                    false
+                }
+            },
+            ocr_timeout: millis(check.int_in(
+                "verification.ocr_timeout_ms",
+                self.verification.ocr_timeout_ms,
+                1_000,
+                VERIFICATION_OCR_TIMEOUT_MS_MAX,
+            )),
+        };
+
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 problems: check.problems,
@@ -566,6 +674,7 @@ impl RawConfig {
             http,
             storage,
             search,
+            verification,
         })
     }
 }
@@ -613,6 +722,21 @@ impl From<&Config> for RawConfig {
                 refresh_interval_ms: duration_ms(config.search.refresh_interval),
                 writer_heap_bytes: ByteSize(config.search.writer_heap_bytes),
                 sales_refresh_interval_ms: duration_ms(config.search.sales_refresh_interval),
+            },
+            verification: RawVerification {
+                workers: i64::from(config.verification.workers),
+                lease_ms: duration_ms(config.verification.lease),
+                attempts_max: i64::from(config.verification.attempts_max),
+                backlog_max: i64::try_from(config.verification.backlog_max).unwrap_or(i64::MAX),
+                job_time_budget_ms: duration_ms(config.verification.job_time_budget),
+                upload_bytes_max: ByteSize(config.verification.upload_bytes_max),
+                ocr: if config.verification.ocr {
+                    "auto"
+                } else {
+                    "off"
+                }
+                .to_owned(),
+                ocr_timeout_ms: duration_ms(config.verification.ocr_timeout),
             },
         }
     }
@@ -876,6 +1000,45 @@ mod tests {
         assert_eq!(
             keys,
             vec!["search.refresh_interval_ms", "search.writer_heap_bytes"]
+        );
+    }
+
+    #[test]
+    fn verification_keys_have_defaults_bounds_and_environment_names() {
+        let config = Config::load(&sources()).expect("defaults load");
+        assert_eq!(config.verification.workers, 0);
+        assert_eq!(config.verification.lease, Duration::from_secs(30));
+        assert_eq!(config.verification.upload_bytes_max, 16 << 20);
+        assert!(config.verification.ocr);
+
+        let mut sources = sources();
+        sources.env = env(&[
+            ("MERCATO_VERIFICATION_WORKERS", "3"),
+            ("MERCATO_VERIFICATION_OCR", "off"),
+            ("MERCATO_VERIFICATION_UPLOAD_BYTES_MAX", "2MiB"),
+        ]);
+        let config = Config::load(&sources).expect("environment layer");
+        assert_eq!(config.verification.workers, 3);
+        assert!(!config.verification.ocr);
+        assert_eq!(config.verification.upload_bytes_max, 2 << 20);
+
+        sources.env = env(&[
+            ("MERCATO_VERIFICATION_ATTEMPTS_MAX", "0"),
+            ("MERCATO_VERIFICATION_OCR", "sometimes"),
+            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "10"),
+        ]);
+        let mut keys: Vec<String> = problems(Config::load(&sources))
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                "verification.attempts_max",
+                "verification.job_time_budget_ms",
+                "verification.ocr"
+            ]
         );
     }
 

@@ -158,6 +158,7 @@ where
         sales_refresh_interval: config.search.sales_refresh_interval,
         writer_heap_bytes: usize::try_from(config.search.writer_heap_bytes).unwrap_or(usize::MAX),
     };
+    let verification_config = verification_config(&config.verification);
     let engine = Arc::new(
         tokio::task::spawn_blocking(move || -> Result<Engine, LaunchError> {
             let engine = Engine::open_with_read_cache(engine_config, read_cache)?;
@@ -167,10 +168,7 @@ where
                 }
                 return Err(error.into());
             }
-            // Verification workers (one per core), with the queue's default bounds.
-            if let Err(error) = engine.start_verification(
-                mercato_engine::verification::service::VerificationConfig::default(),
-            ) {
+            if let Err(error) = engine.start_verification(verification_config) {
                 if let Err(closing) = engine.shutdown() {
                     tracing::error!(error = %ErrorChain(&closing), "storage did not close cleanly");
                 }
@@ -506,5 +504,37 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["code"], "shutting_down");
         engine.shutdown().expect("engine shutdown");
+    }
+}
+
+/// The engine's verification settings from the server's `[verification]` section.
+fn verification_config(
+    config: &crate::config::VerificationConfig,
+) -> mercato_engine::verification::service::VerificationConfig {
+    use mercato_engine::verification::extract::{ExtractConfig, OcrMode};
+    let defaults = mercato_engine::verification::service::VerificationConfig::default();
+    let workers = match config.workers {
+        0 => defaults.queue.workers,
+        n => n as usize,
+    };
+    mercato_engine::verification::service::VerificationConfig {
+        queue: mercato_engine::jobs::QueueConfig {
+            workers,
+            lease: config.lease,
+            attempts_max: config.attempts_max,
+            backlog_max: usize::try_from(config.backlog_max).unwrap_or(usize::MAX),
+            job_time_budget: config.job_time_budget,
+            ..defaults.queue
+        },
+        extract: ExtractConfig {
+            ocr: if config.ocr {
+                OcrMode::Auto
+            } else {
+                OcrMode::Off
+            },
+            ocr_timeout: config.ocr_timeout,
+            ..ExtractConfig::default()
+        },
+        upload_bytes_max: config.upload_bytes_max,
     }
 }

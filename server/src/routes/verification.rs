@@ -17,15 +17,19 @@ use mercato_engine::tables::{
 use mercato_engine::verification::actions::hex;
 use mercato_engine::verification::dates::format_day;
 use mercato_engine::verification::rules::DocumentType;
-use mercato_engine::verification::service::{Listing, UPLOAD_BYTES_DEFAULT, UploadError};
+use mercato_engine::verification::service::{Listing, UPLOAD_BYTES_LIMIT, UploadError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The largest upload request: the largest document plus room for the multipart framing.
-pub const DOCUMENT_BODY_BYTES_MAX: usize = UPLOAD_BYTES_DEFAULT as usize + 64 * 1024;
+/// Room for the multipart framing around a document.
+pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+/// The largest upload request the route reads at all: the largest configurable document plus
+/// framing. The configured bound (`verification.upload_bytes_max`) is applied to declared
+/// lengths before the body is read, and to the document itself.
+pub const DOCUMENT_BODY_BYTES_MAX: usize = UPLOAD_BYTES_LIMIT as usize + MULTIPART_OVERHEAD_BYTES;
 /// Largest JSON body of the other verification routes.
 const JSON_BODY_BYTES_MAX: usize = 16 * 1024;
 /// Default claim length.
