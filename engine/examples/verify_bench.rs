@@ -62,8 +62,8 @@ struct Args {
     /// Manufacturers the documents belong to.
     #[arg(long, default_value_t = 200)]
     manufacturers: u64,
-    /// Verification worker threads.
-    #[arg(long, default_value_t = 2)]
+    /// Verification worker threads (default: the engine's, one per core).
+    #[arg(long, default_value_t = QueueConfig::default().workers)]
     workers: usize,
     /// Concurrent uploaders in the throughput phase.
     #[arg(long, default_value_t = 32)]
@@ -128,6 +128,7 @@ fn main() -> Result<(), BoxError> {
         args.docs, args.concurrency
     );
     let poller = Poller::start(Arc::clone(&engine), args.docs);
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let uploads = runtime.block_on(upload_all(
         Arc::clone(&engine),
@@ -152,6 +153,7 @@ fn main() -> Result<(), BoxError> {
         per_second * 3_600.0,
         per_second * 3_600.0 / 500_000.0
     );
+    print_cpu(cpu_before, decided);
     println!(
         "upload-to-decision latency (backlogged: every document waits behind the whole queue):"
     );
@@ -169,6 +171,7 @@ fn main() -> Result<(), BoxError> {
     );
     let docs = generate(&makers, PHASE2_SEED_BASE, paced_count, today);
     let poller = Poller::start(Arc::clone(&engine), paced_count);
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let uploads = runtime.block_on(upload_paced(
         Arc::clone(&engine),
@@ -187,6 +190,7 @@ fn main() -> Result<(), BoxError> {
         wall.as_secs_f64()
     );
     uploads.print();
+    print_cpu(cpu_before, report.decided());
     println!(
         "queue while paced: at most {} jobs ready, oldest ready job at most {} ms old",
         report.ready_max, report.oldest_ready_ms_max
@@ -203,6 +207,29 @@ fn main() -> Result<(), BoxError> {
     drop(runtime);
     engine.shutdown()?;
     Ok(())
+}
+
+/// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name in parentheses; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks; 100 per second on Linux.
+    Some((user + system) / 100.0)
+}
+
+/// Prints the CPU time the process used since `before`, per decided document.
+fn print_cpu(before: Option<f64>, decided: u64) {
+    if let (Some(before), Some(after)) = (before, cpu_seconds()) {
+        let used = after - before;
+        println!(
+            "process CPU: {used:.2} s (user + system, all threads) = {:.0} us per decided document",
+            used * 1e6 / decided.max(1) as f64
+        );
+    }
 }
 
 /// The first line of `/proc/loadavg`, or why it could not be read.
@@ -369,7 +396,8 @@ async fn setup(engine: &Engine, count: u64) -> Result<Vec<Maker>, BoxError> {
                 Actor::System,
                 ManufacturerInput {
                     name: name.clone(),
-                    country: CountryCode::parse(code).map_err(|e| format!("{code}: {e:?}"))?,
+                    country: CountryCode::parse(code)
+                        .ok_or_else(|| format!("bad country code {code}"))?,
                 },
             )
             .await?;

@@ -214,6 +214,34 @@ async fn valid_documents_are_approved_and_make_the_manufacturer_verified() {
     );
     let notes = engine.notifications(&maker(m), m, None, 100).unwrap();
     assert!(notes.items.iter().any(|n| n.message.contains("approved")));
+
+    // Requiring one more type: the manufacturer is pending again; dropping it: verified.
+    let mut policy = engine.verification_policy(&admin()).unwrap();
+    let relaxed = policy.clone();
+    policy
+        .required_types
+        .push(DocumentType::InsuranceCertificate);
+    engine
+        .set_verification_policy(&admin(), policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.manufacturer(T, m).unwrap().unwrap().verification,
+        VerificationStatus::Pending
+    );
+    // A manufacturer without documents keeps the status it was given by hand.
+    assert_eq!(
+        engine.manufacturer(T, other).unwrap().unwrap().verification,
+        VerificationStatus::Unverified
+    );
+    engine
+        .set_verification_policy(&admin(), relaxed)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.manufacturer(T, m).unwrap().unwrap().verification,
+        VerificationStatus::Verified
+    );
     engine.shutdown().unwrap();
 }
 

@@ -40,6 +40,8 @@ pub const DOCUMENTS_PER_MANUFACTURER_MAX: usize = 1_000;
 pub const LIFECYCLE_BATCH_MAX: usize = 1_000;
 /// Longest a reviewer may hold a case without renewing the claim.
 pub const CLAIM_MS_MAX: u64 = 4 * 3_600_000;
+/// Manufacturers whose verification a change of required types recomputes at once.
+pub const POLICY_RECOMPUTE_MAX: usize = 10_000;
 /// Bounds of the policy's day counts.
 pub const POLICY_DAYS_MAX: u32 = 100 * 365;
 
@@ -93,7 +95,6 @@ impl VerificationAction {
                 | VerificationAction::RetryJob { .. }
                 | VerificationAction::ClaimCase { .. }
                 | VerificationAction::ReleaseCase { .. }
-                | VerificationAction::SetPolicy(_)
         )
     }
 }
@@ -378,8 +379,8 @@ fn upload(ctx: &mut Ctx<'_, '_>, input: &UploadDocument) -> Applied<Verification
 }
 
 /// Sets a manufacturer's verification from its documents: verified when every type the
-/// policy requires has an approved document, pending otherwise (once it has any document).
-/// Statuses an admin set by hand (`rejected`, `suspended`) stand.
+/// policy requires has an approved document, pending otherwise. A manufacturer without
+/// documents, and the statuses an admin sets by hand (`rejected`, `suspended`), are left alone.
 fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applied<()> {
     let Some(mut m) = ctx.tx.get(&MANUFACTURERS, &manufacturer_id)? else {
         return Ok(());
@@ -397,6 +398,10 @@ fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applie
         None,
         DOCUMENTS_PER_MANUFACTURER_MAX,
     )?;
+    if rows.is_empty() {
+        // No documents: the status was set by hand; nothing here to base a change on.
+        return Ok(());
+    }
     let mut approved = BTreeSet::new();
     for ((_, id), _) in &rows {
         if let Some(d) = ctx.tx.get(&DOCUMENTS, id)?
@@ -411,8 +416,6 @@ fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applie
         .all(|t| approved.contains(t.as_str()))
     {
         VerificationStatus::Verified
-    } else if rows.is_empty() && m.verification == VerificationStatus::Unverified {
-        VerificationStatus::Unverified
     } else {
         VerificationStatus::Pending
     };
@@ -823,8 +826,19 @@ fn set_policy(ctx: &mut Ctx<'_, '_>, policy: &VerificationPolicy) -> Applied<Ver
             "documents are archived before they are deleted: at most delete_after_days",
         );
     }
+    let before = self::policy(ctx.tx)?;
     ctx.tx.put(&VERIFICATION_POLICY, &(), policy)?;
     ctx.audit("verification.policy", "verification_policy");
+    if before.required_types != policy.required_types {
+        // Who is verified depends on the required types: every manufacturer is looked at again
+        // (up to the bound; the rest at their next document decision).
+        let manufacturers = ctx
+            .tx
+            .scan(&MANUFACTURERS, &(), None, POLICY_RECOMPUTE_MAX)?;
+        for (id, _) in manufacturers {
+            recompute_manufacturer(ctx, id)?;
+        }
+    }
     Ok(VerificationOutput::Policy(policy.clone()))
 }
 
