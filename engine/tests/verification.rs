@@ -611,3 +611,112 @@ async fn uploads_past_the_backlog_are_refused_with_a_retry_time_and_bad_files_ar
     ));
     engine.shutdown().unwrap();
 }
+
+/// Runs the tenant's lifecycle job as if it were `days` days from now.
+async fn lifecycle_at(engine: &Engine, days: u64) -> mercato_engine::tables::LifecycleRun {
+    let job = engine
+        .jobs(&admin(), JobState::Ready, None, 100)
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|j| j.kind == mercato_engine::tables::JobKind::Lifecycle)
+        .expect("a scheduled lifecycle job");
+    let command = Command {
+        tenant: T,
+        actor: Actor::System,
+        at_ms: mercato_engine::now_ms() + days * DAY_MS,
+        action: Action::Verification(VerificationAction::RunLifecycle { job_id: job.id }),
+    };
+    match engine.storage().execute(command).await.unwrap() {
+        CommandOutput::Verification(VerificationOutput::Lifecycle { run, next_job }) => {
+            assert!(next_job.2 > job.run_at_ms, "the next run is scheduled");
+            run
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_reminds_expires_archives_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine.start_verification(config()).unwrap();
+    let mut spec = samples::sample_spec(
+        21,
+        DocumentType::InsuranceCertificate,
+        COMPANY,
+        *b"DE",
+        today(),
+    );
+    spec.expiry_day = Some(today() + 40);
+    let up = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::InsuranceCertificate,
+            "insurance.pdf",
+            samples::pdf(&spec),
+        )
+        .await
+        .unwrap();
+    let id = up.document.id;
+    assert_eq!(decided(&engine, id), DocumentStatus::Approved);
+
+    // 15 days on: the expiry is 25 days away, inside the 30-day renewal window.
+    let run = lifecycle_at(&engine, 15).await;
+    assert_eq!(
+        (run.reminded.clone(), run.expired.clone()),
+        (vec![id], vec![])
+    );
+    assert!(
+        engine
+            .notifications(&maker(m), m, None, 100)
+            .unwrap()
+            .items
+            .iter()
+            .any(|n| n.message.contains("upload a renewal"))
+    );
+    // Reminded once only.
+    assert!(lifecycle_at(&engine, 16).await.reminded.is_empty());
+    // 45 days on: expired.
+    let run = lifecycle_at(&engine, 45).await;
+    assert_eq!(run.expired, vec![id]);
+    assert_eq!(
+        engine.document(&admin(), id).unwrap().status,
+        DocumentStatus::Expired
+    );
+    // Retention: archived (text dropped), then deleted with its bytes.
+    let mut policy = engine.verification_policy(&admin()).unwrap();
+    policy.archive_after_days = 50;
+    policy.delete_after_days = 60;
+    engine
+        .set_verification_policy(&admin(), policy)
+        .await
+        .unwrap();
+    let run = lifecycle_at(&engine, 55).await;
+    assert_eq!(
+        (run.archived.clone(), run.deleted.clone()),
+        (vec![id], vec![])
+    );
+    let (document, text, _) = engine.document_details(&admin(), id).unwrap();
+    assert!(document.archived && text.is_none());
+    let run = lifecycle_at(&engine, 61).await;
+    assert_eq!(run.deleted, vec![id]);
+    assert!(matches!(
+        engine.document(&admin(), id),
+        Err(EngineError::Rejected(Rejection::NotFound { .. }))
+    ));
+    assert!(
+        engine
+            .storage()
+            .read_blob(T, &mercato_storage::BlobHash::from_bytes(document.sha256))
+            .unwrap()
+            .is_none(),
+        "the blob reference went with the document"
+    );
+    let runs = engine.lifecycle_runs(&admin(), None, 100).unwrap();
+    assert_eq!(runs.items.len(), 5);
+    engine.shutdown().unwrap();
+}
