@@ -311,6 +311,45 @@ async fn the_demo_fills_serves_every_role_and_is_reused_without_duplicates() {
         count_all(&client, &base, "/v1/retailers", &admin_token).await,
         200
     );
+    // Verification documents: the workers approve the verified manufacturers' documents (they
+    // stay verified) and send each pending manufacturer's scan to the review queue.
+    let verified = creds["fill"]["summary"]["manufacturers_verified"]
+        .as_u64()
+        .expect("verified count");
+    assert_eq!(creds["fill"]["summary"]["documents"], 100);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, cases) = get(
+            &client,
+            &format!("{base}/v1/review-cases?limit=500"),
+            &admin_token,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{cases}");
+        let open = cases["items"].as_array().map_or(0, Vec::len) as u64;
+        if open == 50 - verified {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} review cases, expected {}",
+            50 - verified
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, makers) = get(
+        &client,
+        &format!("{base}/v1/manufacturers?limit=500"),
+        &admin_token,
+    )
+    .await;
+    let still_verified = makers["items"]
+        .as_array()
+        .expect("manufacturers")
+        .iter()
+        .filter(|m| m["verification"] == "verified")
+        .count() as u64;
+    assert_eq!(still_verified, verified, "{makers}");
     let (status, stock) = get(
         &client,
         &format!("{base}/v1/products/1/stock"),

@@ -94,6 +94,8 @@ pub struct CreatedUser {
 pub struct FillSummary {
     pub manufacturers: u64,
     pub manufacturers_verified: u64,
+    /// Verification documents uploaded (verified by the workers once the server runs).
+    pub documents: u64,
     pub categories: u64,
     pub customer_groups: u64,
     pub retailers: u64,
@@ -248,6 +250,7 @@ pub async fn fill(
         product_id_max: 0,
     };
     manufacturers(&engine, &mut world, &mut summary).await?;
+    documents(&engine, &world, &mut summary).await?;
     categories(&engine, &mut world, &mut summary).await?;
     retailers(&engine, &mut world, &mut summary).await?;
     let known = users(&engine, &mut world, &plan, &mut summary).await?;
@@ -322,6 +325,72 @@ async fn manufacturers(
     ));
     world.manufacturer_ids = ids;
     world.verified = verified;
+    Ok(())
+}
+
+/// Verification documents: every verified manufacturer has its registration and tax
+/// certificate (text-layer PDFs the rules approve); each manufacturer waiting for verification
+/// has its registration and a scanned tax certificate, which goes to the reviewers' queue.
+async fn documents(
+    engine: &Arc<Engine>,
+    world: &World,
+    summary: &mut FillSummary,
+) -> Result<(), DemoError> {
+    use mercato_engine::accounts::{Principal, ScopeSet};
+    use mercato_engine::verification::rules::DocumentType;
+    use mercato_engine::verification::samples;
+
+    let phase = Phase::start("documents", 2 * world.manufacturer_ids.len() as u64);
+    let admin = Principal {
+        tenant: world.tenant,
+        actor: world.admin.clone(),
+        role: Some(Role::TenantAdmin),
+        scopes: ScopeSet::ALL,
+    };
+    let today = (mercato_engine::now_ms() / 86_400_000) as i64;
+    let mut uploaded = 0u64;
+    for (index, &id) in world.manufacturer_ids.iter().enumerate() {
+        let spec = data::manufacturer(index);
+        let seed = world.seed.wrapping_add(index as u64);
+        let sample =
+            |doc_type| samples::sample_spec(seed, doc_type, &spec.name, spec.country.0, today);
+        let registration = samples::pdf(&sample(DocumentType::BusinessRegistration));
+        let (tax, tax_name) = if world.verified.contains(&id) {
+            (
+                samples::pdf(&sample(DocumentType::TaxCertificate)),
+                "tax-certificate.pdf",
+            )
+        } else {
+            (
+                samples::png_scan(320, 200, seed),
+                "tax-certificate-scan.png",
+            )
+        };
+        for (doc_type, name, bytes) in [
+            (
+                DocumentType::BusinessRegistration,
+                "register-extract.pdf",
+                registration,
+            ),
+            (DocumentType::TaxCertificate, tax_name, tax),
+        ] {
+            engine
+                .upload_document(&admin, id, doc_type, name, bytes)
+                .await
+                .map_err(|e| match e {
+                    mercato_engine::verification::service::UploadError::Engine(e) => {
+                        DemoError::Engine(e)
+                    }
+                    other => DemoError::Unexpected(other.to_string()),
+                })?;
+            uploaded += 1;
+            phase.bar.inc(1);
+        }
+    }
+    summary.documents = uploaded;
+    phase.end(format!(
+        "{uploaded} verification documents (scans of the pending manufacturers go to review)"
+    ));
     Ok(())
 }
 
