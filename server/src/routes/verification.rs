@@ -197,11 +197,16 @@ pub struct AfterParams {
 
 impl AfterParams {
     fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n) if (1..=500).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::invalid_field("limit", "must be 1..=500")),
-        }
+        page_limit(self.limit)
+    }
+}
+
+/// A listing's page size: 50 by default, 1..=500.
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=500).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid_field("limit", "must be 1..=500")),
     }
 }
 
@@ -520,12 +525,7 @@ async fn list_cases(
                 .ok_or_else(|| ApiError::invalid_field("type", "not a document type"))?,
         ),
     };
-    let limit = AfterParams {
-        after: None,
-        limit: params.limit,
-        include_archived: false,
-    }
-    .limit()?;
+    let limit = page_limit(params.limit)?;
     let listing = blocking(&state, move |engine| {
         engine.review_cases(&principal, case_state, doc_type, params.after, limit)
     })
@@ -793,12 +793,7 @@ async fn list_jobs(
         Some("ready") => JobState::Ready,
         Some(_) => return Err(ApiError::invalid_field("state", "must be dead or ready")),
     };
-    let limit = AfterParams {
-        after: None,
-        limit: params.limit,
-        include_archived: false,
-    }
-    .limit()?;
+    let limit = page_limit(params.limit)?;
     let listing = blocking(&state, move |engine| {
         engine.jobs(&principal, job_state, params.after, limit)
     })
