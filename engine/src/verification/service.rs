@@ -698,7 +698,6 @@ impl Worker {
             let Some(lease) = self.running.queue.lease(IDLE_WAIT) else {
                 continue;
             };
-            let kind = "verify";
             metrics::counter!("mercato_jobs_attempts_total").increment(1);
             metrics::histogram!("mercato_jobs_queue_wait_seconds")
                 .record(lease.waited.as_secs_f64());
@@ -712,7 +711,7 @@ impl Worker {
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(format!("the worker panicked: {message}"))
                 });
-            metrics::histogram!("mercato_job_processing_seconds", "kind" => kind)
+            metrics::histogram!("mercato_job_processing_seconds")
                 .record(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(()) => {
