@@ -267,6 +267,28 @@ async fn uploads_are_verified_reviewed_and_reported() {
         (StatusCode::OK, Some(0)),
         "{dead}"
     );
+
+    // The queue's metrics are exported (the gauges within a second of the reaper's update).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = w
+        .client
+        .get(format!("{}/metrics", w.app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "mercato_jobs_completed_total",
+        "mercato_jobs_attempts_total",
+        "mercato_job_processing_seconds",
+        "mercato_verification_upload_to_decision_seconds",
+        "mercato_jobs{state=\"ready\"}",
+        "mercato_jobs_oldest_ready_age_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 #[tokio::test]
