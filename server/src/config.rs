@@ -110,6 +110,8 @@ pub struct VerificationConfig {
     /// Run `tesseract` on scans when it is installed.
     pub ocr: bool,
     pub ocr_timeout: Duration,
+    /// A job's memory budget: the most bytes one PDF's streams may inflate to.
+    pub job_memory_bytes_max: u64,
 }
 
 /// Bounds of the `verification` keys; the engine enforces the same bounds.
@@ -122,6 +124,8 @@ pub const VERIFICATION_JOB_TIME_BUDGET_MS_MAX: i64 = 86_400_000;
 pub const VERIFICATION_UPLOAD_BYTES_MIN: u64 = 1 << 10;
 pub const VERIFICATION_UPLOAD_BYTES_LIMIT: u64 = 256 << 20;
 pub const VERIFICATION_OCR_TIMEOUT_MS_MAX: i64 = 600_000;
+pub const VERIFICATION_JOB_MEMORY_BYTES_MIN: u64 = 1 << 20;
+pub const VERIFICATION_JOB_MEMORY_BYTES_LIMIT: u64 = 1 << 30;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -331,6 +335,7 @@ struct RawVerification {
     upload_bytes_max: ByteSize,
     ocr: String,
     ocr_timeout_ms: i64,
+    job_memory_bytes_max: ByteSize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -655,6 +660,12 @@ impl RawConfig {
                 1_000,
                 VERIFICATION_OCR_TIMEOUT_MS_MAX,
             )),
+            job_memory_bytes_max: check.bytes_in(
+                "verification.job_memory_bytes_max",
+                self.verification.job_memory_bytes_max,
+                VERIFICATION_JOB_MEMORY_BYTES_MIN,
+                VERIFICATION_JOB_MEMORY_BYTES_LIMIT,
+            ),
         };
 
         if !check.problems.is_empty() {
@@ -737,6 +748,7 @@ impl From<&Config> for RawConfig {
                 }
                 .to_owned(),
                 ocr_timeout_ms: duration_ms(config.verification.ocr_timeout),
+                job_memory_bytes_max: ByteSize(config.verification.job_memory_bytes_max),
             },
         }
     }

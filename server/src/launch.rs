@@ -533,6 +533,8 @@ fn verification_config(
                 OcrMode::Off
             },
             ocr_timeout: config.ocr_timeout,
+            pdf_inflated_bytes_max: usize::try_from(config.job_memory_bytes_max)
+                .unwrap_or(usize::MAX),
             ..ExtractConfig::default()
         },
         upload_bytes_max: config.upload_bytes_max,

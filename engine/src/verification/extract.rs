@@ -30,6 +30,8 @@ pub const SNIFF_TEXT_BYTES_MAX: usize = 64 * 1024;
 pub const TEXT_CHARS_MAX: usize = 4_000_000;
 /// The most PDF pages any extraction reads, whatever the config says.
 pub const PDF_PAGES_MAX: usize = 1_000;
+/// Upper bound of [`ExtractConfig::pdf_inflated_bytes_max`].
+pub const PDF_INFLATED_BYTES_LIMIT: usize = 1 << 30;
 /// The most decompressed content bytes read from one PDF page.
 pub const PDF_PAGE_CONTENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The longest any OCR run may take, whatever the config says.
@@ -153,6 +155,9 @@ pub struct ExtractConfig {
     pub ocr: OcrMode,
     /// How long one OCR run may take before it is killed.
     pub ocr_timeout: Duration,
+    /// The job's memory budget for a PDF: the most bytes its Flate streams may inflate to,
+    /// summed. A PDF past it (a decompression bomb) is unreadable before the parser sees it.
+    pub pdf_inflated_bytes_max: usize,
 }
 
 impl Default for ExtractConfig {
@@ -162,6 +167,7 @@ impl Default for ExtractConfig {
             pdf_pages_max: 50,
             ocr: OcrMode::Auto,
             ocr_timeout: Duration::from_secs(30),
+            pdf_inflated_bytes_max: 64 << 20,
         }
     }
 }
@@ -205,11 +211,19 @@ fn unreadable(reason: impl Into<String>) -> Extraction {
 pub fn extract(format: DocFormat, bytes: &[u8], config: &ExtractConfig) -> Extraction {
     let text_chars_max = config.text_chars_max.min(TEXT_CHARS_MAX);
     match format {
-        DocFormat::Pdf => pdf_text(
-            bytes,
-            config.pdf_pages_max.min(PDF_PAGES_MAX),
-            text_chars_max,
-        ),
+        DocFormat::Pdf => {
+            let budget = config.pdf_inflated_bytes_max.min(PDF_INFLATED_BYTES_LIMIT);
+            if let Err(inflated) = check_inflated_size(bytes, budget) {
+                return unreadable(format!(
+                    "PDF streams inflate to more than {budget} bytes (at least {inflated}): past the memory budget"
+                ));
+            }
+            pdf_text(
+                bytes,
+                config.pdf_pages_max.min(PDF_PAGES_MAX),
+                text_chars_max,
+            )
+        }
         DocFormat::Text => {
             let text = truncate_chars(String::from_utf8_lossy(bytes).into_owned(), text_chars_max);
             Extraction::Text {
@@ -239,6 +253,48 @@ fn truncate_chars(mut text: String, chars_max: usize) -> String {
         text.truncate(index);
     }
     text
+}
+
+/// Sums what every zlib (Flate) stream of a PDF inflates to, stopping as soon as the sum passes
+/// `budget` (`Err` with the bytes seen so far). Streams are found by their `stream` and
+/// `endstream` keywords; data that is not zlib is skipped (other filters are bounded by the
+/// parser's own per-page limit). Memory stays at one fixed buffer whatever the input.
+fn check_inflated_size(bytes: &[u8], budget: usize) -> Result<usize, usize> {
+    const KEYWORD: &[u8] = b"stream";
+    let mut total = 0usize;
+    let mut buffer = [0u8; 16 * 1024];
+    let mut at = 0usize;
+    while let Some(found) = find(&bytes[at..], KEYWORD) {
+        let start = at + found + KEYWORD.len();
+        at = start;
+        // `endstream` contains `stream`: only a keyword followed by an end of line opens data.
+        let data_start = match bytes.get(start..start + 2) {
+            Some([b'\r', b'\n']) => start + 2,
+            Some([b'\n', _]) | Some([b'\n']) => start + 1,
+            _ => continue,
+        };
+        let end = find(&bytes[data_start..], b"endstream").map_or(bytes.len(), |e| data_start + e);
+        let mut decoder = flate2::read::ZlibDecoder::new(&bytes[data_start..end]);
+        loop {
+            match decoder.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n;
+                    if total > budget {
+                        return Err(total);
+                    }
+                }
+            }
+        }
+        at = end;
+    }
+    Ok(total)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// The text layer of the first `pages_max` pages. Pages whose text cannot be decoded are
@@ -646,5 +702,51 @@ mod tests {
                 Extraction::Unreadable { reason } => assert!(reason.starts_with("PDF"), "{reason}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    fn zlib(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_pdf_that_inflates_past_the_budget_is_unreadable_before_parsing() {
+        let bomb = zlib(&vec![b' '; 80 << 20]);
+        assert!(bomb.len() < 1 << 20, "80 MiB of spaces compress well");
+        let mut pdf = format!(
+            "%PDF-1.4\n1 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            bomb.len()
+        )
+        .into_bytes();
+        pdf.extend_from_slice(&bomb);
+        pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer\n<< >>\n%%EOF\n");
+        let config = ExtractConfig::default();
+        match extract(DocFormat::Pdf, &pdf, &config) {
+            Extraction::Unreadable { reason } => {
+                assert!(reason.contains("memory budget"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Under a larger budget the same file reaches the parser (and fails there instead).
+        let roomy = ExtractConfig {
+            pdf_inflated_bytes_max: 128 << 20,
+            ..ExtractConfig::default()
+        };
+        match extract(DocFormat::Pdf, &pdf, &roomy) {
+            Extraction::Unreadable { reason } => assert!(!reason.contains("memory budget")),
+            Extraction::Text { .. } => {}
+        }
+    }
+
+    #[test]
+    fn ordinary_pdfs_are_well_inside_the_budget() {
+        let pdf = crate::verification::samples::pdf_of_lines(&["Certificate", "Acme Tools GmbH"]);
+        assert!(check_inflated_size(&pdf, 1 << 20).is_ok());
     }
 }
