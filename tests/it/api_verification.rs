@@ -286,6 +286,7 @@ async fn uploads_are_verified_reviewed_and_reported() {
         "mercato_verification_upload_to_decision_seconds",
         "mercato_jobs{state=\"ready\"}",
         "mercato_jobs_oldest_ready_age_seconds",
+        "mercato_jobs{state=\"dead\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

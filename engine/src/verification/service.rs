@@ -78,6 +78,8 @@ pub(crate) struct Running {
     config: VerificationConfig,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Jobs in the dead-letter lists of every tenant (counted at start, then kept up to date).
+    dead: std::sync::atomic::AtomicU64,
 }
 
 /// The engine's verification service, once started.
@@ -167,9 +169,24 @@ impl Engine {
         }
         let queue = Arc::new(JobQueue::new(config.queue.clone()));
         let mut loaded = 0usize;
+        let mut dead = 0u64;
         for shard in self.storage.shard_ids() {
             for tenant in crate::search::tenants_of_shard(&self.storage, shard)? {
                 let read = self.storage.read(tenant)?;
+                let mut after = None;
+                loop {
+                    let rows = read.scan(
+                        &JOBS_BY_STATE,
+                        &JobState::Dead.code(),
+                        after.as_ref(),
+                        1_024,
+                    )?;
+                    dead += rows.len() as u64;
+                    if rows.len() < 1_024 {
+                        break;
+                    }
+                    after = rows.last().map(|(key, _)| *key);
+                }
                 let mut after = None;
                 loop {
                     let rows = read.scan(
@@ -209,6 +226,7 @@ impl Engine {
             config,
             stop: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
+            dead: std::sync::atomic::AtomicU64::new(dead),
         });
         let mut threads = Vec::new();
         for n in 0..running.config.queue.workers {
@@ -239,6 +257,13 @@ impl Engine {
     /// The queue's counts, if verification runs.
     pub fn job_queue_stats(&self) -> Option<QueueStats> {
         self.verification.get().map(|r| r.queue.stats())
+    }
+
+    /// Jobs in the dead-letter lists of every tenant, if verification runs.
+    pub fn dead_jobs(&self) -> Option<u64> {
+        self.verification
+            .get()
+            .map(|r| r.dead.load(Ordering::Acquire))
     }
 
     /// The largest upload accepted (the default until verification starts).
@@ -624,6 +649,10 @@ impl Engine {
         match verification_output(output)? {
             VerificationOutput::Job(Some(job)) => {
                 if let Some(running) = self.verification.get() {
+                    running
+                        .dead
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .ok();
                     running.queue.push(
                         JobRef {
                             tenant: principal.tenant,
@@ -758,6 +787,7 @@ impl Worker {
             }
             Ok(VerificationOutput::Job(Some(_))) => {
                 metrics::counter!("mercato_jobs_dead_letters_total").increment(1);
+                self.running.dead.fetch_add(1, Ordering::AcqRel);
                 tracing::error!(tenant = %job.tenant, job = job.job_id, error, "verification job moved to the dead-letter list");
             }
             Ok(_) => {}
@@ -787,6 +817,8 @@ impl Worker {
                 metrics::gauge!("mercato_jobs", "state" => "ready").set(stats.ready as f64);
                 metrics::gauge!("mercato_jobs", "state" => "scheduled").set(stats.scheduled as f64);
                 metrics::gauge!("mercato_jobs", "state" => "leased").set(stats.leased as f64);
+                metrics::gauge!("mercato_jobs", "state" => "dead")
+                    .set(self.running.dead.load(Ordering::Acquire) as f64);
                 metrics::gauge!("mercato_jobs_oldest_ready_age_seconds")
                     .set(stats.oldest_ready_ms as f64 / 1_000.0);
             }
