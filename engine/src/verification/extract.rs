@@ -750,3 +750,80 @@ mod budget_tests {
         assert!(check_inflated_size(&pdf, 1 << 20).is_ok());
     }
 }
+
+#[cfg(test)]
+mod ocr_tests {
+    use super::*;
+    use crate::verification::samples::png_text_scan;
+
+    /// Both outcomes are checked: with `tesseract` installed (`scripts/install-ocr.sh`) the scan
+    /// is read, without it the scan is unreadable for that stated reason.
+    #[test]
+    fn a_scan_is_read_by_ocr_when_tesseract_is_installed_and_sent_to_review_otherwise() {
+        let scan = png_text_scan(&[
+            "CERTIFICATE OF INCORPORATION",
+            "COMPANY NUMBER: 04512873",
+            "ACME TOOLS LIMITED",
+        ]);
+        assert_eq!(sniff(&scan), Some(DocFormat::Png));
+        match extract(DocFormat::Png, &scan, &ExtractConfig::default()) {
+            Extraction::Text { text, method } => {
+                assert!(ocr_available());
+                assert_eq!(method, ExtractMethod::Ocr);
+                let upper = text.to_uppercase();
+                assert!(upper.contains("CERTIFICATE"), "{text}");
+                assert!(upper.contains("04512873"), "{text}");
+            }
+            Extraction::Unreadable { reason } => {
+                assert!(
+                    !ocr_available(),
+                    "tesseract is installed but failed: {reason}"
+                );
+                assert!(reason.contains("not installed"), "{reason}");
+            }
+        }
+        // Turned off, a scan is never read.
+        let off = ExtractConfig {
+            ocr: OcrMode::Off,
+            ..ExtractConfig::default()
+        };
+        assert!(matches!(
+            extract(DocFormat::Png, &scan, &off),
+            Extraction::Unreadable { .. }
+        ));
+    }
+
+    /// A whole sample document as a scan: with OCR it is read, assessed and approved like its
+    /// PDF; without, it is unreadable.
+    #[test]
+    fn a_scanned_sample_document_is_approved_through_ocr_when_tesseract_is_installed() {
+        use crate::verification::rules::{self, Decision, DocumentType, VendorProfile};
+        use crate::verification::samples;
+        let today = 20_400;
+        let spec = samples::sample_spec(
+            3,
+            DocumentType::TaxCertificate,
+            "Acme Tools GmbH",
+            *b"DE",
+            today,
+        );
+        let scan = samples::scan(&spec);
+        match extract(DocFormat::Png, &scan, &ExtractConfig::default()) {
+            Extraction::Text { text, .. } => {
+                let vendor = VendorProfile {
+                    name: "Acme Tools GmbH".into(),
+                    country: *b"DE",
+                };
+                let assessment =
+                    rules::assess(DocumentType::TaxCertificate, &text, &vendor, today, &|_| {
+                        None
+                    });
+                let decision = rules::decide(&assessment, &rules::Policy::default());
+                assert_eq!(decision, Decision::Approve, "{text}\n{assessment:#?}");
+            }
+            Extraction::Unreadable { reason } => {
+                assert!(!ocr_available(), "{reason}");
+            }
+        }
+    }
+}
