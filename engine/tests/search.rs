@@ -1019,6 +1019,9 @@ async fn vendors_are_found_by_the_text_of_their_approved_documents() {
             let found = engine.search_vendors(&reviewer, &number, 0, 10).unwrap();
             if found.total == 1 {
                 assert_eq!(found.hits[0].id, m.id);
+                // The reviewer sees where in the documents the number stands.
+                let snippet = found.hits[0].snippet.clone().unwrap_or_default();
+                assert!(snippet.contains("<b>"), "{snippet}");
                 break;
             }
         }
