@@ -316,6 +316,40 @@ impl ShutdownSignals {
     }
 }
 
+/// The engine's verification settings from the server's `[verification]` section.
+fn verification_config(
+    config: &crate::config::VerificationConfig,
+) -> mercato_engine::verification::service::VerificationConfig {
+    use mercato_engine::verification::extract::{ExtractConfig, OcrMode};
+    let defaults = mercato_engine::verification::service::VerificationConfig::default();
+    let workers = match config.workers {
+        0 => defaults.queue.workers,
+        n => n as usize,
+    };
+    mercato_engine::verification::service::VerificationConfig {
+        queue: mercato_engine::jobs::QueueConfig {
+            workers,
+            lease: config.lease,
+            attempts_max: config.attempts_max,
+            backlog_max: usize::try_from(config.backlog_max).unwrap_or(usize::MAX),
+            job_time_budget: config.job_time_budget,
+            ..defaults.queue
+        },
+        extract: ExtractConfig {
+            ocr: if config.ocr {
+                OcrMode::Auto
+            } else {
+                OcrMode::Off
+            },
+            ocr_timeout: config.ocr_timeout,
+            pdf_inflated_bytes_max: usize::try_from(config.job_memory_bytes_max)
+                .unwrap_or(usize::MAX),
+            ..ExtractConfig::default()
+        },
+        upload_bytes_max: config.upload_bytes_max,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,39 +538,5 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(body["code"], "shutting_down");
         engine.shutdown().expect("engine shutdown");
-    }
-}
-
-/// The engine's verification settings from the server's `[verification]` section.
-fn verification_config(
-    config: &crate::config::VerificationConfig,
-) -> mercato_engine::verification::service::VerificationConfig {
-    use mercato_engine::verification::extract::{ExtractConfig, OcrMode};
-    let defaults = mercato_engine::verification::service::VerificationConfig::default();
-    let workers = match config.workers {
-        0 => defaults.queue.workers,
-        n => n as usize,
-    };
-    mercato_engine::verification::service::VerificationConfig {
-        queue: mercato_engine::jobs::QueueConfig {
-            workers,
-            lease: config.lease,
-            attempts_max: config.attempts_max,
-            backlog_max: usize::try_from(config.backlog_max).unwrap_or(usize::MAX),
-            job_time_budget: config.job_time_budget,
-            ..defaults.queue
-        },
-        extract: ExtractConfig {
-            ocr: if config.ocr {
-                OcrMode::Auto
-            } else {
-                OcrMode::Off
-            },
-            ocr_timeout: config.ocr_timeout,
-            pdf_inflated_bytes_max: usize::try_from(config.job_memory_bytes_max)
-                .unwrap_or(usize::MAX),
-            ..ExtractConfig::default()
-        },
-        upload_bytes_max: config.upload_bytes_max,
     }
 }

@@ -672,6 +672,152 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// Rows of a 5x7 bitmap glyph, most significant of the 5 bits on the left.
+fn glyph(ch: char) -> [u8; 7] {
+    match ch.to_ascii_uppercase() {
+        'A' => [0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
+        'B' => [0x1e, 0x11, 0x11, 0x1e, 0x11, 0x11, 0x1e],
+        'C' => [0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e],
+        'D' => [0x1e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1e],
+        'E' => [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f],
+        'F' => [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10],
+        'G' => [0x0e, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0f],
+        'H' => [0x11, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
+        'I' => [0x0e, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0c],
+        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1f],
+        'M' => [0x11, 0x1b, 0x15, 0x15, 0x11, 0x11, 0x11],
+        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+        'O' => [0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
+        'P' => [0x1e, 0x11, 0x11, 0x1e, 0x10, 0x10, 0x10],
+        'Q' => [0x0e, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0d],
+        'R' => [0x1e, 0x11, 0x11, 0x1e, 0x14, 0x12, 0x11],
+        'S' => [0x0f, 0x10, 0x10, 0x0e, 0x01, 0x01, 0x1e],
+        'T' => [0x1f, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
+        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0a, 0x04],
+        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0a],
+        'X' => [0x11, 0x11, 0x0a, 0x04, 0x0a, 0x11, 0x11],
+        'Y' => [0x11, 0x11, 0x11, 0x0a, 0x04, 0x04, 0x04],
+        'Z' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1f],
+        '0' => [0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
+        '1' => [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        '2' => [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f],
+        '3' => [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e],
+        '4' => [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02],
+        '5' => [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e],
+        '6' => [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e],
+        '7' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e],
+        '9' => [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c],
+        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c],
+        ',' => [0x00, 0x00, 0x00, 0x00, 0x0c, 0x04, 0x08],
+        ':' => [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00],
+        '-' => [0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00],
+        '/' => [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00],
+        _ => [0; 7],
+    }
+}
+
+/// A 5x5 box blur, twice: the blocky dots of the bitmap font get the soft edges of printed
+/// and scanned text, which OCR engines are trained on.
+fn soften(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let (w, h) = (width as i64, height as i64);
+    let mut current = pixels.to_vec();
+    for _ in 0..2 {
+        let mut next = vec![255u8; current.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let mut sum = 0u32;
+                let mut count = 0u32;
+                for dy in -2..=2 {
+                    for dx in -2..=2 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if (0..w).contains(&nx) && (0..h).contains(&ny) {
+                            sum += u32::from(current[(ny * w + nx) as usize]);
+                            count += 1;
+                        }
+                    }
+                }
+                next[(y * w + x) as usize] = (sum / count.max(1)) as u8;
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// Pixels per bitmap dot of [`png_text_scan`].
+const SCAN_SCALE: u32 = 4;
+/// Longest line and most lines of [`png_text_scan`].
+pub const SCAN_LINE_CHARS_MAX: usize = 80;
+pub const SCAN_LINES_MAX: usize = 40;
+
+/// A scan with text on it: `lines` drawn in a 5x7 bitmap font (upper case, digits and
+/// `.,:-/`), black on white, as an 8-bit grayscale PNG. OCR reads it back; without OCR it is
+/// an image without a text layer like any scan.
+pub fn png_text_scan(lines: &[&str]) -> Vec<u8> {
+    let lines: Vec<Vec<char>> = lines
+        .iter()
+        .take(SCAN_LINES_MAX)
+        .map(|l| l.chars().take(SCAN_LINE_CHARS_MAX).collect())
+        .collect();
+    let margin = 10 * SCAN_SCALE;
+    let cell_width = 6 * SCAN_SCALE;
+    let line_height = 10 * SCAN_SCALE;
+    let widest = lines.iter().map(Vec::len).max().unwrap_or(0) as u32;
+    let width = (2 * margin + widest * cell_width).min(PNG_SIDE_MAX);
+    let height = (2 * margin + lines.len() as u32 * line_height).min(PNG_SIDE_MAX);
+    let mut pixels = vec![255u8; (width * height) as usize];
+    for (row, line) in lines.iter().enumerate() {
+        for (column, &ch) in line.iter().enumerate() {
+            let rows = glyph(ch);
+            for (gy, bits) in rows.iter().enumerate() {
+                for gx in 0..5u32 {
+                    if bits & (0x10 >> gx) == 0 {
+                        continue;
+                    }
+                    let x0 = margin + column as u32 * cell_width + gx * SCAN_SCALE;
+                    let y0 = margin + row as u32 * line_height + gy as u32 * SCAN_SCALE;
+                    for y in y0..(y0 + SCAN_SCALE).min(height) {
+                        for x in x0..(x0 + SCAN_SCALE).min(width) {
+                            pixels[(y * width + x) as usize] = 0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let pixels = soften(&pixels, width, height);
+    let mut raw = Vec::with_capacity(((width + 1) * height) as usize);
+    for y in 0..height {
+        raw.push(0); // filter: none
+        raw.extend_from_slice(&pixels[(y * width) as usize..((y + 1) * width) as usize]);
+    }
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let compressed = std::io::Write::write_all(&mut encoder, &raw)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_else(|_| zlib_stored(&raw));
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, deflate, no filter, no interlace
+    png_chunk(&mut png, b"IHDR", &header);
+    png_chunk(&mut png, b"IDAT", &compressed);
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// The document of `spec` as a scan: its text ([`document_text`]) drawn into a PNG by
+/// [`png_text_scan`]. With Tesseract installed the workers read it back by OCR.
+pub fn scan(spec: &SampleSpec) -> Vec<u8> {
+    let text = document_text(spec);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    png_text_scan(&lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,150 +1002,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Rows of a 5x7 bitmap glyph, most significant of the 5 bits on the left.
-fn glyph(ch: char) -> [u8; 7] {
-    match ch.to_ascii_uppercase() {
-        'A' => [0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
-        'B' => [0x1e, 0x11, 0x11, 0x1e, 0x11, 0x11, 0x1e],
-        'C' => [0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e],
-        'D' => [0x1e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1e],
-        'E' => [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f],
-        'F' => [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10],
-        'G' => [0x0e, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0f],
-        'H' => [0x11, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
-        'I' => [0x0e, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e],
-        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0c],
-        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1f],
-        'M' => [0x11, 0x1b, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'O' => [0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
-        'P' => [0x1e, 0x11, 0x11, 0x1e, 0x10, 0x10, 0x10],
-        'Q' => [0x0e, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0d],
-        'R' => [0x1e, 0x11, 0x11, 0x1e, 0x14, 0x12, 0x11],
-        'S' => [0x0f, 0x10, 0x10, 0x0e, 0x01, 0x01, 0x1e],
-        'T' => [0x1f, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
-        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0a, 0x04],
-        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0a],
-        'X' => [0x11, 0x11, 0x0a, 0x04, 0x0a, 0x11, 0x11],
-        'Y' => [0x11, 0x11, 0x11, 0x0a, 0x04, 0x04, 0x04],
-        'Z' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1f],
-        '0' => [0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
-        '1' => [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e],
-        '2' => [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f],
-        '3' => [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e],
-        '4' => [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02],
-        '5' => [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e],
-        '6' => [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e],
-        '7' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e],
-        '9' => [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c],
-        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c],
-        ',' => [0x00, 0x00, 0x00, 0x00, 0x0c, 0x04, 0x08],
-        ':' => [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00],
-        '-' => [0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00],
-        '/' => [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00],
-        _ => [0; 7],
-    }
-}
-
-/// A 5x5 box blur, twice: the blocky dots of the bitmap font get the soft edges of printed
-/// and scanned text, which OCR engines are trained on.
-fn soften(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let (w, h) = (width as i64, height as i64);
-    let mut current = pixels.to_vec();
-    for _ in 0..2 {
-        let mut next = vec![255u8; current.len()];
-        for y in 0..h {
-            for x in 0..w {
-                let mut sum = 0u32;
-                let mut count = 0u32;
-                for dy in -2..=2 {
-                    for dx in -2..=2 {
-                        let (nx, ny) = (x + dx, y + dy);
-                        if (0..w).contains(&nx) && (0..h).contains(&ny) {
-                            sum += u32::from(current[(ny * w + nx) as usize]);
-                            count += 1;
-                        }
-                    }
-                }
-                next[(y * w + x) as usize] = (sum / count.max(1)) as u8;
-            }
-        }
-        current = next;
-    }
-    current
-}
-
-/// Pixels per bitmap dot of [`png_text_scan`].
-const SCAN_SCALE: u32 = 4;
-/// Longest line and most lines of [`png_text_scan`].
-pub const SCAN_LINE_CHARS_MAX: usize = 80;
-pub const SCAN_LINES_MAX: usize = 40;
-
-/// A scan with text on it: `lines` drawn in a 5x7 bitmap font (upper case, digits and
-/// `.,:-/`), black on white, as an 8-bit grayscale PNG. OCR reads it back; without OCR it is
-/// an image without a text layer like any scan.
-pub fn png_text_scan(lines: &[&str]) -> Vec<u8> {
-    let lines: Vec<Vec<char>> = lines
-        .iter()
-        .take(SCAN_LINES_MAX)
-        .map(|l| l.chars().take(SCAN_LINE_CHARS_MAX).collect())
-        .collect();
-    let margin = 10 * SCAN_SCALE;
-    let cell_width = 6 * SCAN_SCALE;
-    let line_height = 10 * SCAN_SCALE;
-    let widest = lines.iter().map(Vec::len).max().unwrap_or(0) as u32;
-    let width = (2 * margin + widest * cell_width).min(PNG_SIDE_MAX);
-    let height = (2 * margin + lines.len() as u32 * line_height).min(PNG_SIDE_MAX);
-    let mut pixels = vec![255u8; (width * height) as usize];
-    for (row, line) in lines.iter().enumerate() {
-        for (column, &ch) in line.iter().enumerate() {
-            let rows = glyph(ch);
-            for (gy, bits) in rows.iter().enumerate() {
-                for gx in 0..5u32 {
-                    if bits & (0x10 >> gx) == 0 {
-                        continue;
-                    }
-                    let x0 = margin + column as u32 * cell_width + gx * SCAN_SCALE;
-                    let y0 = margin + row as u32 * line_height + gy as u32 * SCAN_SCALE;
-                    for y in y0..(y0 + SCAN_SCALE).min(height) {
-                        for x in x0..(x0 + SCAN_SCALE).min(width) {
-                            pixels[(y * width + x) as usize] = 0;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let pixels = soften(&pixels, width, height);
-    let mut raw = Vec::with_capacity(((width + 1) * height) as usize);
-    for y in 0..height {
-        raw.push(0); // filter: none
-        raw.extend_from_slice(&pixels[(y * width) as usize..((y + 1) * width) as usize]);
-    }
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    let compressed = std::io::Write::write_all(&mut encoder, &raw)
-        .and_then(|()| encoder.finish())
-        .unwrap_or_else(|_| zlib_stored(&raw));
-    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
-    let mut header = Vec::new();
-    header.extend_from_slice(&width.to_be_bytes());
-    header.extend_from_slice(&height.to_be_bytes());
-    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, deflate, no filter, no interlace
-    png_chunk(&mut png, b"IHDR", &header);
-    png_chunk(&mut png, b"IDAT", &compressed);
-    png_chunk(&mut png, b"IEND", &[]);
-    png
-}
-
-/// The document of `spec` as a scan: its text ([`document_text`]) drawn into a PNG by
-/// [`png_text_scan`]. With Tesseract installed the workers read it back by OCR.
-pub fn scan(spec: &SampleSpec) -> Vec<u8> {
-    let text = document_text(spec);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    png_text_scan(&lines)
 }
