@@ -722,3 +722,44 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
     assert_eq!(runs.items.len(), 5);
     engine.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manufacturer_keeps_only_its_newest_notifications() {
+    use mercato_engine::verification::actions::NOTIFICATIONS_KEPT_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    // No workers: each upload writes one notification ("received").
+    let uploads = NOTIFICATIONS_KEPT_MAX + 3;
+    for n in 0..uploads {
+        engine
+            .upload_document(
+                &maker(m),
+                m,
+                DocumentType::Other,
+                "note.txt",
+                format!("letter number {n}").into_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = engine.notifications(&maker(m), m, after, 500).unwrap();
+        ids.extend(page.items.iter().map(|n| n.id));
+        match page.next_after {
+            Some(next) if !page.items.is_empty() => after = Some(next),
+            _ => break,
+        }
+    }
+    assert_eq!(ids.len() as u64, NOTIFICATIONS_KEPT_MAX);
+    assert_eq!(
+        ids.first().copied(),
+        Some(4),
+        "the three oldest were dropped"
+    );
+    assert_eq!(ids.last().copied(), Some(uploads));
+    engine.shutdown().unwrap();
+}

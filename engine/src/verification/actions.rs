@@ -42,6 +42,11 @@ pub const LIFECYCLE_BATCH_MAX: usize = 1_000;
 pub const CLAIM_MS_MAX: u64 = 4 * 3_600_000;
 /// Manufacturers whose verification a change of required types recomputes at once.
 pub const POLICY_RECOMPUTE_MAX: usize = 10_000;
+/// Notifications kept per manufacturer (the newest).
+pub const NOTIFICATIONS_KEPT_MAX: u64 = 500;
+/// Rows of the expiry index one lifecycle run reads while looking for documents to remind
+/// (reminded ones are skipped without counting against [`LIFECYCLE_BATCH_MAX`]).
+pub const REMINDER_SCAN_ROWS_MAX: usize = 100_000;
 /// Bounds of the policy's day counts.
 pub const POLICY_DAYS_MAX: u32 = 100 * 365;
 
@@ -244,11 +249,15 @@ fn new_job(
     Ok(job)
 }
 
+/// Adds a notification for the document's manufacturer and drops the one that falls out of
+/// the [`NOTIFICATIONS_KEPT_MAX`] newest. Ids count per manufacturer, so the dropped one is
+/// known without a scan.
 fn notify(ctx: &mut Ctx<'_, '_>, document: &Document, message: String) -> Result<(), StorageError> {
-    let id = ctx.next_id("notification")?;
+    let manufacturer = document.manufacturer_id;
+    let id = ctx.next_id(&format!("notification/{manufacturer}"))?;
     ctx.tx.put(
         &NOTIFICATIONS,
-        &(document.manufacturer_id, id),
+        &(manufacturer, id),
         &Notification {
             id,
             document_id: document.id,
@@ -256,7 +265,12 @@ fn notify(ctx: &mut Ctx<'_, '_>, document: &Document, message: String) -> Result
             message,
             at_ms: ctx.at_ms,
         },
-    )
+    )?;
+    if id > NOTIFICATIONS_KEPT_MAX {
+        ctx.tx
+            .delete(&NOTIFICATIONS, &(manufacturer, id - NOTIFICATIONS_KEPT_MAX))?;
+    }
+    Ok(())
 }
 
 fn upload(ctx: &mut Ctx<'_, '_>, input: &UploadDocument) -> Applied<VerificationOutput> {
@@ -921,27 +935,45 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
         }
     }
     // Renewal requests ahead of expiry.
+    // Documents reminded on an earlier day stay in the index until they expire: read on past
+    // them page by page.
     let horizon = today + i64::from(policy.reverify_days_before_expiry);
-    for ((day, id), _) in ctx.tx.scan(&DOCUMENTS_BY_EXPIRY, &(), None, budget)? {
-        if day as i64 > horizon || budget == 0 {
-            break;
+    let mut after = None;
+    let mut scanned = 0usize;
+    'remind: while budget > 0 && scanned < REMINDER_SCAN_ROWS_MAX {
+        let rows = ctx.tx.scan(
+            &DOCUMENTS_BY_EXPIRY,
+            &(),
+            after.as_ref(),
+            LIFECYCLE_BATCH_MAX,
+        )?;
+        let full = rows.len() == LIFECYCLE_BATCH_MAX;
+        scanned += rows.len();
+        after = rows.last().map(|(key, _)| *key);
+        for ((day, id), _) in rows {
+            if day as i64 > horizon || budget == 0 {
+                break 'remind;
+            }
+            if let Some(mut document) = ctx.tx.get(&DOCUMENTS, &id)?
+                && document.renewal_requested_at_ms.is_none()
+            {
+                budget -= 1;
+                document.renewal_requested_at_ms = Some(ctx.at_ms);
+                ctx.tx.put(&DOCUMENTS, &id, &document)?;
+                notify(
+                    ctx,
+                    &document,
+                    format!(
+                        "{} expires on {}: upload a renewal",
+                        document.doc_type.label(),
+                        super::dates::format_day(day as i64)
+                    ),
+                )?;
+                run.reminded.push(id);
+            }
         }
-        if let Some(mut document) = ctx.tx.get(&DOCUMENTS, &id)?
-            && document.renewal_requested_at_ms.is_none()
-        {
-            budget -= 1;
-            document.renewal_requested_at_ms = Some(ctx.at_ms);
-            ctx.tx.put(&DOCUMENTS, &id, &document)?;
-            notify(
-                ctx,
-                &document,
-                format!(
-                    "{} expires on {}: upload a renewal",
-                    document.doc_type.label(),
-                    super::dates::format_day(day as i64)
-                ),
-            )?;
-            run.reminded.push(id);
+        if !full {
+            break;
         }
     }
     // Archive: out of default listings, extracted text dropped.
@@ -990,7 +1022,7 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
     for manufacturer in manufacturers {
         recompute_manufacturer(ctx, manufacturer)?;
     }
-    run.truncated = budget == 0;
+    run.truncated = budget == 0 || scanned >= REMINDER_SCAN_ROWS_MAX;
     let next_at = ctx.at_ms + if run.truncated { 60_000 } else { DAY_MS };
     let next = new_job(ctx, JobKind::Lifecycle, JobPriority::Background, next_at)?;
     ctx.tx.put(&LIFECYCLE_NEXT, &(), &IdRef(next.id))?;

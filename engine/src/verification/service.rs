@@ -13,13 +13,15 @@ use crate::cache::Store;
 use crate::catalog::not_found;
 use crate::jobs::{JobQueue, JobRef, Lease, QueueConfig, QueueStats, now_ms};
 use crate::tables::{
-    CaseState, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, Document, JOBS, JOBS_BY_STATE,
-    Job, JobKind, JobState, LIFECYCLE_RUNS, LifecycleRun, MANUFACTURERS, NOTIFICATIONS,
-    Notification, REGISTRATION_NUMBERS, REVIEW_CASES, REVIEW_CASES_BY_STATE, ReviewCase,
-    ReviewDecision, VERIFICATION_RESULTS, VerificationPolicy, VerificationResult,
+    CaseState, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, Document, IndexMark, JOBS,
+    JOBS_BY_STATE, Job, JobKind, JobState, LIFECYCLE_RUNS, LifecycleRun, MANUFACTURERS,
+    NOTIFICATIONS, Notification, REGISTRATION_NUMBERS, REVIEW_CASES, REVIEW_CASES_BY_STATE,
+    ReviewCase, ReviewDecision, VERIFICATION_RESULTS, VerificationPolicy, VerificationResult,
 };
 use crate::{Action, Actor, Command, CommandOutput, Engine, EngineError, Rejection, TenantId};
-use mercato_storage::{BlobHash, ExecuteError, TenantReads};
+use mercato_storage::{
+    BlobHash, ExecuteError, KeyCodec, StorageError, TableDef, TenantRead, TenantReads,
+};
 use parking_lot::Mutex;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -136,6 +138,50 @@ fn require_manufacturer(principal: &Principal, manufacturer_id: u64) -> Result<(
         _ => principal
             .require(Permission::Review)
             .or_else(|_| principal.require(Permission::ManageManufacturers)),
+    }
+}
+
+/// Index rows read at most by one filtered listing; past it the page comes back short, with
+/// `next_after` to go on from.
+pub const FILTER_SCAN_ROWS_MAX: usize = 10_000;
+
+/// Reads records through an index whose keys end in the record id, in key order after
+/// `after`, keeping those `resolve` returns, until `limit` are kept or
+/// [`FILTER_SCAN_ROWS_MAX`] index rows were read.
+fn index_page<A: KeyCodec + Copy, R>(
+    read: &TenantRead,
+    index: &TableDef<(A, u64), IndexMark>,
+    prefix: A,
+    after: Option<u64>,
+    limit: usize,
+    mut resolve: impl FnMut(u64) -> Result<Option<R>, StorageError>,
+) -> Result<Listing<R>, EngineError> {
+    let limit = limit.clamp(1, LIST_LIMIT_MAX);
+    let mut cursor = after.map(|a| (prefix, a));
+    let mut items = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let rows = read.scan(index, &prefix, cursor.as_ref(), LIST_LIMIT_MAX)?;
+        let full = rows.len() == LIST_LIMIT_MAX;
+        cursor = rows.last().map(|(key, _)| *key);
+        for ((_, id), _) in rows {
+            scanned += 1;
+            if let Some(record) = resolve(id)? {
+                items.push(record);
+            }
+            if items.len() == limit || (scanned >= FILTER_SCAN_ROWS_MAX && full) {
+                return Ok(Listing {
+                    items,
+                    next_after: Some(id),
+                });
+            }
+        }
+        if !full {
+            return Ok(Listing {
+                items,
+                next_after: None,
+            });
+        }
     }
 }
 
@@ -400,6 +446,29 @@ impl Engine {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Listing<Document>, EngineError> {
+        let read = self.manufacturer_read(principal, manufacturer_id)?;
+        index_page(
+            &read,
+            &DOCUMENTS_BY_MANUFACTURER,
+            manufacturer_id,
+            after,
+            limit,
+            |id| {
+                Ok(read
+                    .get(&DOCUMENTS, &id)?
+                    .filter(|d| include_archived || !d.archived))
+            },
+        )
+    }
+
+    /// Checks that the principal may see `manufacturer_id`'s documents and that it exists in
+    /// the principal's tenant (404 otherwise, like every id of another tenant), and returns the
+    /// snapshot it checked. Blocking.
+    pub fn manufacturer_read(
+        &self,
+        principal: &Principal,
+        manufacturer_id: u64,
+    ) -> Result<TenantRead, EngineError> {
         require_manufacturer(principal, manufacturer_id)?;
         let read = self.storage.read(principal.tenant)?;
         if read.get(&MANUFACTURERS, &manufacturer_id)?.is_none() {
@@ -408,35 +477,7 @@ impl Engine {
                 manufacturer_id,
             )));
         }
-        let limit = limit.clamp(1, LIST_LIMIT_MAX);
-        let mut items = Vec::new();
-        let mut cursor = after.map(|a| (manufacturer_id, a));
-        let mut next_after = None;
-        'scan: loop {
-            let rows = read.scan(
-                &DOCUMENTS_BY_MANUFACTURER,
-                &manufacturer_id,
-                cursor.as_ref(),
-                limit,
-            )?;
-            let full = rows.len() == limit;
-            cursor = rows.last().map(|(key, _)| *key);
-            for ((_, id), _) in rows {
-                if let Some(d) = read.get(&DOCUMENTS, &id)?
-                    && (include_archived || !d.archived)
-                {
-                    items.push(d);
-                    if items.len() == limit {
-                        next_after = Some(id);
-                        break 'scan;
-                    }
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(Listing { items, next_after })
+        Ok(read)
     }
 
     /// A manufacturer's notifications, newest last, after `after`. Blocking.
@@ -447,8 +488,7 @@ impl Engine {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Listing<Notification>, EngineError> {
-        require_manufacturer(principal, manufacturer_id)?;
-        let read = self.storage.read(principal.tenant)?;
+        let read = self.manufacturer_read(principal, manufacturer_id)?;
         let limit = limit.clamp(1, LIST_LIMIT_MAX);
         let cursor = after.map(|a| (manufacturer_id, a));
         let rows = read.scan(&NOTIFICATIONS, &manufacturer_id, cursor.as_ref(), limit)?;
@@ -473,35 +513,18 @@ impl Engine {
     ) -> Result<Listing<ReviewCase>, EngineError> {
         principal.require(Permission::Review)?;
         let read = self.storage.read(principal.tenant)?;
-        let limit = limit.clamp(1, LIST_LIMIT_MAX);
-        let mut cursor = after.map(|a| (state.code(), a));
-        let mut items = Vec::new();
-        let mut next_after = None;
-        'scan: loop {
-            let rows = read.scan(
-                &REVIEW_CASES_BY_STATE,
-                &state.code(),
-                cursor.as_ref(),
-                LIST_LIMIT_MAX,
-            )?;
-            let full = rows.len() == LIST_LIMIT_MAX;
-            cursor = rows.last().map(|(key, _)| *key);
-            for ((_, id), _) in rows {
-                if let Some(case) = read.get(&REVIEW_CASES, &id)?
-                    && doc_type.is_none_or(|t| t == case.doc_type)
-                {
-                    items.push(case);
-                    if items.len() == limit {
-                        next_after = Some(id);
-                        break 'scan;
-                    }
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(Listing { items, next_after })
+        index_page(
+            &read,
+            &REVIEW_CASES_BY_STATE,
+            state.code(),
+            after,
+            limit,
+            |id| {
+                Ok(read
+                    .get(&REVIEW_CASES, &id)?
+                    .filter(|case| doc_type.is_none_or(|t| t == case.doc_type)))
+            },
+        )
     }
 
     /// One review case. Needs [`Permission::Review`]. Blocking.
