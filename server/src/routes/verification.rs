@@ -308,7 +308,7 @@ async fn upload_document(
     let (name, bytes) = file.ok_or_else(|| ApiError::invalid_field("file", "missing"))?;
     let uploaded = state
         .engine
-        .upload_document(&principal, id, doc_type, &name, bytes.to_vec())
+        .upload_document(&principal, id, doc_type, &name, Vec::from(bytes))
         .await
         .map_err(upload_error)?;
     let body = DocumentDto::from(uploaded.document);
