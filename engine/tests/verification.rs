@@ -645,6 +645,19 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
     engine.create_tenant(T, "Tenant").await.unwrap();
     let m = manufacturer(&engine, COMPANY).await;
     engine.start_verification(config()).unwrap();
+    // The insurance certificate is the one required type here.
+    let mut policy = engine.verification_policy(&admin()).unwrap();
+    policy.required_types = vec![DocumentType::InsuranceCertificate];
+    engine
+        .set_verification_policy(&admin(), policy)
+        .await
+        .unwrap();
+    // Read from storage, not through the engine's read cache: `lifecycle_at` runs its command
+    // on storage directly, past the cache's invalidation.
+    let status = || {
+        let page = engine.list_manufacturers(T, None, 10).unwrap();
+        page.items.iter().find(|x| x.id == m).unwrap().verification
+    };
     let mut spec = samples::sample_spec(
         21,
         DocumentType::InsuranceCertificate,
@@ -682,13 +695,32 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
     );
     // Reminded once only.
     assert!(lifecycle_at(&engine, 16).await.reminded.is_empty());
-    // 45 days on: expired.
+    assert_eq!(status(), VerificationStatus::Verified);
+    // A renewal arrives but waits for a reviewer.
+    let renewal = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::InsuranceCertificate,
+            "insurance-renewal.png",
+            samples::png_scan(64, 32, 22),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&engine, renewal.document.id),
+        DocumentStatus::InReview
+    );
+    assert_eq!(status(), VerificationStatus::Verified);
+    // 45 days on: expired, and the manufacturer is pending even though the renewal is still
+    // in review: the evidence it was verified on has lapsed.
     let run = lifecycle_at(&engine, 45).await;
     assert_eq!(run.expired, vec![id]);
     assert_eq!(
         engine.document(&admin(), id).unwrap().status,
         DocumentStatus::Expired
     );
+    assert_eq!(status(), VerificationStatus::Pending);
     // Retention: archived (text dropped), then deleted with its bytes.
     let mut policy = engine.verification_policy(&admin()).unwrap();
     policy.archive_after_days = 50;
@@ -697,15 +729,16 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
         .set_verification_policy(&admin(), policy)
         .await
         .unwrap();
+    // Retention goes by upload time: the renewal (uploaded the same day) goes with it.
     let run = lifecycle_at(&engine, 55).await;
     assert_eq!(
         (run.archived.clone(), run.deleted.clone()),
-        (vec![id], vec![])
+        (vec![id, renewal.document.id], vec![])
     );
     let (document, text, _) = engine.document_details(&admin(), id).unwrap();
     assert!(document.archived && text.is_none());
     let run = lifecycle_at(&engine, 61).await;
-    assert_eq!(run.deleted, vec![id]);
+    assert_eq!(run.deleted, vec![id, renewal.document.id]);
     assert!(matches!(
         engine.document(&admin(), id),
         Err(EngineError::Rejected(Rejection::NotFound { .. }))
@@ -761,5 +794,86 @@ async fn a_manufacturer_keeps_only_its_newest_notifications() {
         "the three oldest were dropped"
     );
     assert_eq!(ids.last().copied(), Some(uploads));
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_manufacturer_stays_verified_until_its_new_documents_are_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine
+        .set_manufacturer_verification(T, Actor::User(1), m, VerificationStatus::Verified)
+        .await
+        .unwrap();
+    engine.start_verification(config()).unwrap();
+    let status = || engine.manufacturer(T, m).unwrap().unwrap().verification;
+
+    // The registration is approved while the tax certificate (a scan the rules cannot read
+    // without a human) waits for a reviewer: the manufacturer keeps the status it had.
+    let registration = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::BusinessRegistration,
+            "register.pdf",
+            pdf(DocumentType::BusinessRegistration, 1),
+        )
+        .await
+        .unwrap();
+    let scan = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::TaxCertificate,
+            "tax-scan.png",
+            samples::png_scan(64, 32, 5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(), VerificationStatus::Verified);
+    assert_eq!(
+        decided(&engine, registration.document.id),
+        DocumentStatus::Approved
+    );
+    assert_eq!(decided(&engine, scan.document.id), DocumentStatus::InReview);
+    assert_eq!(status(), VerificationStatus::Verified);
+
+    // The reviewer rejects the scan: no tax certificate is approved or being checked, so the
+    // manufacturer is pending until a new one is approved.
+    let case = engine
+        .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
+        .unwrap()
+        .items[0]
+        .clone();
+    engine
+        .claim_review_case(&reviewer(7), case.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    engine
+        .decide_review_case(
+            &reviewer(7),
+            case.id,
+            ReviewDecision::Reject,
+            "the scan is unreadable",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(), VerificationStatus::Pending);
+    let tax = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            pdf(DocumentType::TaxCertificate, 2),
+        )
+        .await
+        .unwrap();
+    // A pending manufacturer is not verified by a document that is still being checked.
+    assert_eq!(status(), VerificationStatus::Pending);
+    assert_eq!(decided(&engine, tax.document.id), DocumentStatus::Approved);
+    assert_eq!(status(), VerificationStatus::Verified);
     engine.shutdown().unwrap();
 }

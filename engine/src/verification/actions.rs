@@ -392,10 +392,29 @@ fn upload(ctx: &mut Ctx<'_, '_>, input: &UploadDocument) -> Applied<Verification
     })
 }
 
+/// When a verified manufacturer that lacks an approved document of a required type loses its
+/// status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Demotion {
+    /// Never: a document was approved, or is (still) being checked. Uploading new evidence
+    /// never costs a verified manufacturer its status before that evidence is decided.
+    Never,
+    /// Unless a document of that type is still being checked (processing or in review): a
+    /// document was rejected, the policy changed, or retention deleted documents.
+    UnlessInFlight,
+    /// At once: an approved document expired, so the evidence the status rests on lapsed.
+    Always,
+}
+
 /// Sets a manufacturer's verification from its documents: verified when every type the
-/// policy requires has an approved document, pending otherwise. A manufacturer without
-/// documents, and the statuses an admin sets by hand (`rejected`, `suspended`), are left alone.
-fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applied<()> {
+/// policy requires has an approved document, pending otherwise (but see [`Demotion`]). A
+/// manufacturer without documents, and the statuses an admin sets by hand (`rejected`,
+/// `suspended`), are left alone.
+fn recompute_manufacturer(
+    ctx: &mut Ctx<'_, '_>,
+    manufacturer_id: u64,
+    demotion: Demotion,
+) -> Applied<()> {
     let Some(mut m) = ctx.tx.get(&MANUFACTURERS, &manufacturer_id)? else {
         return Ok(());
     };
@@ -417,18 +436,31 @@ fn recompute_manufacturer(ctx: &mut Ctx<'_, '_>, manufacturer_id: u64) -> Applie
         return Ok(());
     }
     let mut approved = BTreeSet::new();
+    let mut in_flight = BTreeSet::new();
     for ((_, id), _) in &rows {
-        if let Some(d) = ctx.tx.get(&DOCUMENTS, id)?
-            && d.status == DocumentStatus::Approved
-        {
-            approved.insert(d.doc_type.as_str());
+        if let Some(d) = ctx.tx.get(&DOCUMENTS, id)? {
+            match d.status {
+                DocumentStatus::Approved => {
+                    approved.insert(d.doc_type.as_str());
+                }
+                DocumentStatus::Processing | DocumentStatus::InReview => {
+                    in_flight.insert(d.doc_type.as_str());
+                }
+                _ => {}
+            }
         }
     }
-    let status = if policy
-        .required_types
-        .iter()
-        .all(|t| approved.contains(t.as_str()))
-    {
+    let verified = m.verification == VerificationStatus::Verified;
+    let covered = |t: &DocumentType| {
+        approved.contains(t.as_str())
+            || (verified
+                && match demotion {
+                    Demotion::Never => true,
+                    Demotion::UnlessInFlight => in_flight.contains(t.as_str()),
+                    Demotion::Always => false,
+                })
+    };
+    let status = if policy.required_types.iter().all(covered) {
         VerificationStatus::Verified
     } else {
         VerificationStatus::Pending
@@ -550,7 +582,16 @@ fn settle(
         DocumentStatus::Processing => format!("{} is being verified", document.doc_type.label()),
     };
     notify(ctx, document, truncate(&message, REASON_BYTES_MAX))?;
-    recompute_manufacturer(ctx, document.manufacturer_id)
+    let demotion = match status {
+        DocumentStatus::Expired => Demotion::Always,
+        DocumentStatus::Rejected | DocumentStatus::ResubmissionRequested => {
+            Demotion::UnlessInFlight
+        }
+        DocumentStatus::Approved | DocumentStatus::InReview | DocumentStatus::Processing => {
+            Demotion::Never
+        }
+    };
+    recompute_manufacturer(ctx, document.manufacturer_id, demotion)
 }
 
 fn complete(ctx: &mut Ctx<'_, '_>, input: &CompleteJob) -> Applied<VerificationOutput> {
@@ -850,7 +891,7 @@ fn set_policy(ctx: &mut Ctx<'_, '_>, policy: &VerificationPolicy) -> Applied<Ver
             .tx
             .scan(&MANUFACTURERS, &(), None, POLICY_RECOMPUTE_MAX)?;
         for (id, _) in manufacturers {
-            recompute_manufacturer(ctx, id)?;
+            recompute_manufacturer(ctx, id, Demotion::UnlessInFlight)?;
         }
     }
     Ok(VerificationOutput::Policy(policy.clone()))
@@ -1020,7 +1061,7 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
         }
     }
     for manufacturer in manufacturers {
-        recompute_manufacturer(ctx, manufacturer)?;
+        recompute_manufacturer(ctx, manufacturer, Demotion::UnlessInFlight)?;
     }
     run.truncated = budget == 0 || scanned >= REMINDER_SCAN_ROWS_MAX;
     let next_at = ctx.at_ms + if run.truncated { 60_000 } else { DAY_MS };
