@@ -50,6 +50,7 @@ mod error;
 mod fault;
 mod ids;
 pub mod keys;
+mod overlay;
 mod reply;
 mod reshard;
 mod shard;

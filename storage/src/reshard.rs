@@ -14,6 +14,7 @@ use crate::envelope;
 use crate::error::{OpenError, StorageError};
 use crate::ids::{BUCKET_COUNT, BucketId, SHARD_COUNT_MAX, ShardId};
 use crate::keys;
+use crate::overlay::OverlayView;
 use crate::shard::{InternalOp, InternalOutput};
 use crate::storage::{BucketMove, Shard, Storage};
 use crate::tables::{BUCKET_MAP, DATA, META, META_BUCKET_MOVE, SHARDS};
@@ -263,10 +264,11 @@ impl<C: Command> Storage<C> {
                 })
                 .collect();
             if !touched.is_empty() {
-                let snapshot = source
-                    .db
-                    .begin_read()
-                    .map_err(|e| StorageError::db(source.id, e))?;
+                // The entries may come from acknowledged batches not yet in the redb file: read
+                // the rows through the same overlay.
+                let (snapshot, overlay) = source.snapshot()?;
+                let overlay =
+                    OverlayView::above(overlay, crate::storage::read_lsn(&snapshot, source.id)?.0);
                 let table = snapshot
                     .open_table(DATA)
                     .map_err(|e| StorageError::db(source.id, e))?;
@@ -276,7 +278,10 @@ impl<C: Command> Storage<C> {
                 };
                 let mut rows = Vec::with_capacity(touched.len());
                 for key in touched {
-                    let value = data.raw_get(&key)?;
+                    let value = match overlay.get(&key) {
+                        Some(value) => value.cloned(),
+                        None => data.raw_get(&key)?,
+                    };
                     rows.push((key, value));
                 }
                 for chunk in rows.chunks(COPY_CHUNK_ROWS) {

@@ -10,11 +10,24 @@
 //!
 //! 1. the batch's accepted commands are appended to the shard's write-ahead log (`wal.rs`) as
 //!    one record, with one `write` and one `fdatasync`;
-//! 2. the redb transaction is committed with `Durability::None`: it becomes visible to readers,
-//!    without the scattered page writes and sync of a durable redb commit;
+//! 2. the batch is published to readers as a layer of the shard's overlay (`overlay.rs`);
 //! 3. the callers are answered.
 //!
-//! So nothing a reader can see is missing from the synced log. A *checkpoint* (every
+//! So nothing a reader can see is missing from the synced log.
+//!
+//! Coalesced redb commits: the redb write transaction stays open across batches and is
+//! committed with `Durability::None` (which makes it visible to redb readers, without the
+//! scattered page writes and sync of a durable redb commit) only when no operation is waiting
+//! after a batch, or when it holds [`REDB_COMMIT_BATCHES_MAX`] batches,
+//! [`REDB_COMMIT_BYTES_MAX`] bytes of rows, or is [`REDB_COMMIT_INTERVAL_MAX`] old. Each redb
+//! commit copies every page it changed, and under load consecutive batches change the same
+//! pages (the same tenants' leaves, the change log's tail, the branches above them): one commit
+//! for several batches copies them once. Commands read through the open transaction, so they
+//! see every earlier batch; readers see the batches it holds through the overlay, which the
+//! writer empties after each redb commit. A failure of the open transaction after some of its
+//! batches were answered fails the shard: the log replays those batches at the next open.
+//!
+//! A *checkpoint* (every
 //! `checkpoint_interval`, or when the log holds `checkpoint_wal_bytes`) commits an empty
 //! transaction with `Durability::Immediate`, which makes every earlier commit durable in the
 //! redb file. The commit returns once redb's pages are handed to the shard file's flusher
@@ -35,6 +48,7 @@ use crate::envelope;
 use crate::error::{ApplyError, ExecuteError, StorageError};
 use crate::ids::{BucketId, Lsn, ShardId};
 use crate::keys::{self, split_physical};
+use crate::overlay::{Layer, Overlay, Published, Rows};
 use crate::reply::{BlockingSender, Deliver, Replier};
 use crate::tables::{
     BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN,
@@ -45,7 +59,7 @@ use crate::wal::{FILE_HEADER_LEN, RecordBuf, Wal, WalContents, pending_records};
 use crate::write_behind::{SyncTicket, WriteBehindHandle};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableTable, Table};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -55,6 +69,13 @@ use tokio::sync::oneshot;
 /// Batches with at most this many answers are answered by the writer itself, not by the
 /// shard's reply thread (one caller: the hand-off would add a wake-up to its wait).
 const REPLY_INLINE_MAX: usize = 2;
+
+/// The open redb transaction is committed once it holds this many acknowledged batches...
+const REDB_COMMIT_BATCHES_MAX: usize = 16;
+/// ... or this many bytes of changed rows (what readers hold in the overlay meanwhile) ...
+const REDB_COMMIT_BYTES_MAX: usize = 8 << 20;
+/// ... or its first batch is this old, or no operation is waiting after a batch.
+const REDB_COMMIT_INTERVAL_MAX: Duration = Duration::from_millis(20);
 
 /// How often an idle writer looks whether a checkpoint's sync is done.
 const CHECKPOINT_POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -217,6 +238,12 @@ impl<C: Command> Deliver for Done<C> {
 pub(crate) struct Writer {
     pub shard: ShardId,
     pub db: Arc<Database>,
+    /// What readers see of the batches in `open` (`overlay.rs`).
+    pub published: Arc<Published>,
+    /// The redb write transaction that holds acknowledged batches not committed yet.
+    pub open: Option<OpenTxn>,
+    /// Acknowledged batches of the open transaction that a failed batch took down with it.
+    pub lost_batches: usize,
     pub limits: WriterLimits,
     pub health: Arc<ShardHealth>,
     pub last_lsn: Lsn,
@@ -242,6 +269,19 @@ pub(crate) struct Writer {
     pub pending_since: Option<Instant>,
 }
 
+/// A redb write transaction kept open across batches (see "Coalesced redb commits" above).
+pub(crate) struct OpenTxn {
+    txn: WriteTransaction,
+    /// Acknowledged batches it holds.
+    batches: usize,
+    /// Row bytes those batches changed.
+    bytes: usize,
+    /// When its first batch was acknowledged.
+    since: Instant,
+    /// The overlay published for those batches.
+    overlay: Arc<Overlay>,
+}
+
 pub(crate) struct WriterMetrics {
     batch_size: metrics::Histogram,
     commit_seconds: metrics::Histogram,
@@ -250,6 +290,7 @@ pub(crate) struct WriterMetrics {
     checkpoint_seconds: metrics::Histogram,
     checkpoint_sync_seconds: metrics::Histogram,
     wal_bytes: metrics::Gauge,
+    redb_commit_batches: metrics::Histogram,
 }
 
 impl WriterMetrics {
@@ -262,7 +303,8 @@ impl WriterMetrics {
             batch_failures: metrics::counter!("mercato_commit_failures_total", "shard" => label.clone()),
             checkpoint_seconds: metrics::histogram!("mercato_checkpoint_seconds", "shard" => label.clone()),
             checkpoint_sync_seconds: metrics::histogram!("mercato_checkpoint_sync_seconds", "shard" => label.clone()),
-            wal_bytes: metrics::gauge!("mercato_wal_bytes", "shard" => label),
+            wal_bytes: metrics::gauge!("mercato_wal_bytes", "shard" => label.clone()),
+            redb_commit_batches: metrics::histogram!("mercato_redb_commit_batches", "shard" => label),
         }
     }
 }
@@ -303,6 +345,7 @@ impl Writer {
                 }
             }
             self.run_batch(&mut batch, replier.as_ref());
+            self.commit_open_if_due(!rx.is_empty());
             self.poll_checkpoint();
             if self.checkpoint_due() {
                 self.checkpoint_or_fail();
@@ -435,17 +478,56 @@ impl Writer {
     /// returned sync is done.
     fn commit_checkpoint(&mut self) -> Result<SyncTicket, StorageError> {
         let shard = self.shard;
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| StorageError::db(shard, e))?;
+        let open = self.open.take();
+        let had_open = open.is_some();
+        let mut txn = match open {
+            Some(open) => open.txn,
+            None => self
+                .db
+                .begin_write()
+                .map_err(|e| StorageError::db(shard, e))?,
+        };
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StorageError::db(shard, e))?;
         txn.commit().map_err(|e| StorageError::Commit {
             shard,
             reason: format!("checkpoint: {e}"),
         })?;
+        if had_open {
+            self.published.clear();
+        }
         Ok(self.durable.last_sync())
+    }
+
+    /// Commits the open transaction (without a sync: the log holds its batches) when it holds
+    /// enough, is old enough, or nothing else is waiting. A failure fails the shard: its
+    /// batches are acknowledged, and the log replays them at the next open.
+    fn commit_open_if_due(&mut self, more_pending: bool) {
+        let Some(open) = &self.open else {
+            return;
+        };
+        if more_pending
+            && open.batches < REDB_COMMIT_BATCHES_MAX
+            && open.bytes < REDB_COMMIT_BYTES_MAX
+            && open.since.elapsed() < REDB_COMMIT_INTERVAL_MAX
+        {
+            return;
+        }
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        self.metrics.redb_commit_batches.record(open.batches as f64);
+        match open.txn.commit() {
+            Ok(()) => self.published.clear(),
+            Err(error) => {
+                // Readers keep the published overlay: every acknowledged batch stays visible
+                // until the restart that replays the log.
+                let reason = format!("committing {} batches: {error}", open.batches);
+                tracing::error!(shard = %self.shard, %reason, "redb commit failed");
+                self.metrics.batch_failures.increment(1);
+                *self.health.failed.lock() = Some(reason);
+            }
+        }
     }
 
     /// A checkpoint that waits for its sync, then empties the logs (at open and at close).
@@ -576,6 +658,13 @@ impl Writer {
                     // after a failed log append the log cannot be trusted; the files hold the
                     // last durable state and the log every acknowledged batch since.
                     *self.health.failed.lock() = Some(reason.clone());
+                } else if self.lost_batches > 0 {
+                    // The dropped transaction held acknowledged batches: the shard's redb state
+                    // is behind what callers were told; the log replays them at the next open.
+                    *self.health.failed.lock() = Some(format!(
+                        "{reason} (the open transaction held {} acknowledged batches; restart to replay them from the log)",
+                        self.lost_batches
+                    ));
                 }
                 let shard = self.shard;
                 let batch_error = || {
@@ -601,9 +690,10 @@ impl Writer {
         }
     }
 
-    /// Applies the batch in one transaction and makes it durable (see the module comment for
-    /// the order). On success every op has moved to `done`. `replay`: the batch comes from the
-    /// log at open, so it is not appended to it again.
+    /// Applies the batch in the open transaction and makes it durable (see the module comment
+    /// for the order). On success every op has moved to `done`. `replay`: the batch comes from
+    /// the log at open, so it is not appended to it again. On failure the open transaction is
+    /// dropped; `self.lost_batches` says how many acknowledged batches it held.
     fn write_batch<C: Command>(
         &mut self,
         batch: &mut Vec<Op<C>>,
@@ -614,7 +704,15 @@ impl Writer {
         let db_err = |e: &dyn std::fmt::Display| StorageError::db(shard, e);
         let durable = batch.iter().any(|op| matches!(op, Op::Internal { .. }));
         let to_wal = !durable && !replay;
-        let mut txn = self.db.begin_write().map_err(|e| db_err(&e))?;
+        let open = self.open.take();
+        self.lost_batches = open.as_ref().map_or(0, |o| o.batches);
+        let (mut txn, prior) = match open {
+            Some(open) => (
+                open.txn,
+                Some((open.batches, open.bytes, open.since, open.overlay)),
+            ),
+            None => (self.db.begin_write().map_err(|e| db_err(&e))?, None),
+        };
         txn.set_durability(if durable {
             Durability::Immediate
         } else {
@@ -622,6 +720,15 @@ impl Writer {
         })
         .map_err(|e| db_err(&e))?;
         self.record.clear();
+        // The batch as readers will see it until a redb commit holds it (not needed when this
+        // batch commits before it is answered, nor at open, when nobody reads yet).
+        let mut layer = (!durable && !replay).then(|| Layer {
+            last_lsn: 0,
+            first_lsn: 0,
+            rows: BTreeMap::new(),
+            entries: Vec::new(),
+        });
+        let mut layer_bytes = 0usize;
         {
             let mut data = txn.open_table(DATA).map_err(|e| db_err(&e))?;
             let mut log = txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?;
@@ -654,6 +761,8 @@ impl Writer {
                             }));
                             (result, handle.into_overlay())
                         };
+                        // Until its rows are applied, a failing command fails alone: nothing of
+                        // it is in the transaction.
                         let result = match result {
                             Err(_panic) => {
                                 tracing::error!(shard = %shard, %tenant, "command panicked; it was dropped");
@@ -666,34 +775,41 @@ impl Writer {
                                 if let Some(stray) =
                                     overlay.keys().find(|k| !k.starts_with(&prefix))
                                 {
-                                    return Err(StorageError::Key(keys::KeyError(
+                                    Err(ExecuteError::Storage(StorageError::Key(keys::KeyError(
                                         if stray.len() < 10 {
                                             "short key from a command"
                                         } else {
                                             "command wrote outside its tenant"
                                         },
-                                    )));
+                                    ))))
+                                } else {
+                                    let changes = tables.apply_rows(
+                                        overlay,
+                                        layer.as_mut().map(|l| (&mut l.rows, &mut layer_bytes)),
+                                    )?;
+                                    if to_wal {
+                                        self.record
+                                            .push(self.last_lsn + 1, &encoded)
+                                            .map_err(|e| db_err(&e))?;
+                                    }
+                                    self.append(
+                                        &mut log,
+                                        ChangeKind::Command {
+                                            tenant,
+                                            command: encoded,
+                                        },
+                                        changes,
+                                    )?;
+                                    if let Some(layer) = layer.as_mut() {
+                                        layer.entries.push((self.last_lsn, self.entry_buf.clone()));
+                                    }
+                                    Ok(output)
                                 }
-                                let changes = tables.apply_rows(overlay)?;
-                                if to_wal {
-                                    self.record
-                                        .push(self.last_lsn + 1, &encoded)
-                                        .map_err(|e| db_err(&e))?;
-                                }
-                                self.append(
-                                    &mut log,
-                                    ChangeKind::Command {
-                                        tenant,
-                                        command: encoded,
-                                    },
-                                    changes,
-                                )?;
-                                Ok(output)
                             }
                             Ok(Err(ApplyError::Rejected(rejection))) => {
                                 Err(ExecuteError::Rejected(rejection))
                             }
-                            Ok(Err(ApplyError::Storage(e))) => return Err(e),
+                            Ok(Err(ApplyError::Storage(e))) => Err(ExecuteError::Storage(e)),
                         };
                         done.push(Done::Command { reply, result });
                     }
@@ -724,13 +840,16 @@ impl Writer {
                 shard,
                 reason: e.to_string(),
             })?;
+            if prior.is_some() {
+                self.published.clear();
+            }
             self.wait_durable(self.durable.last_sync())?;
             self.made_durable();
             return Ok(());
         }
-        let record_start = self.wal.end();
         if !self.record.is_empty() {
-            // The transaction is dropped (aborted) on failure: nothing became visible.
+            // The transaction is dropped (aborted) on failure: nothing of this batch became
+            // visible.
             self.wal.append(&mut self.record).map_err(|e| {
                 let reason = format!("appending to {}: {}", self.wal.path().display(), e.source);
                 if e.rolled_back {
@@ -740,18 +859,28 @@ impl Writer {
                 }
             })?;
         }
-        if let Err(e) = txn.commit() {
-            // The record is synced but the batch is not applied: take the record back out so
-            // that the failed batch does not reappear at the next open.
-            let reason = e.to_string();
-            return Err(
-                if self.record.is_empty() || self.wal.roll_back(record_start) {
-                    StorageError::Commit { shard, reason }
-                } else {
-                    StorageError::CommitUncertain { shard, reason }
-                },
-            );
-        }
+        // Durable now: publish the batch for readers before it is answered; the transaction
+        // stays open for the next batches.
+        let (batches, bytes, since, overlay) =
+            prior.unwrap_or_else(|| (0, 0, Instant::now(), Arc::default()));
+        let overlay = match layer {
+            Some(mut layer) if !layer.entries.is_empty() => {
+                layer.last_lsn = self.last_lsn;
+                layer.first_lsn = self.first_lsn;
+                let overlay = Arc::new(overlay.with(layer));
+                self.published.push(Arc::clone(&overlay));
+                overlay
+            }
+            _ => overlay,
+        };
+        self.open = Some(OpenTxn {
+            txn,
+            batches: batches + 1,
+            bytes: bytes + layer_bytes,
+            since,
+            overlay,
+        });
+        self.lost_batches = 0;
         self.pending_since.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -790,7 +919,7 @@ impl Writer {
                         "imported key {k:02x?} is not in bucket {bucket}"
                     )));
                 }
-                let changes = tables.apply_rows(rows.into_iter().collect())?;
+                let changes = tables.apply_rows(rows.into_iter().collect(), None)?;
                 self.append(log, ChangeKind::BucketImport { bucket }, changes)?;
                 Ok(InternalOutput::Done)
             }
@@ -809,8 +938,8 @@ impl Writer {
                 )?;
                 let dropped = rows.len();
                 if dropped > 0 {
-                    let changes =
-                        tables.apply_rows(rows.into_iter().map(|(k, _)| (k, None)).collect())?;
+                    let changes = tables
+                        .apply_rows(rows.into_iter().map(|(k, _)| (k, None)).collect(), None)?;
                     self.append(log, ChangeKind::BucketDrop { bucket }, changes)?;
                 }
                 Ok(InternalOutput::Dropped(dropped))
@@ -893,9 +1022,11 @@ struct BatchTables<'a, 'txn> {
 impl BatchTables<'_, '_> {
     /// Writes rows (None deletes) and keeps the shard-wide blob totals in step with the
     /// per-tenant blob reference rows. Returns the change-log description of the rows.
+    /// `layer`: where the rows go for readers, and its byte count.
     fn apply_rows(
         &mut self,
         rows: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        mut layer: Option<(&mut Rows, &mut usize)>,
     ) -> Result<Vec<ChangedRow>, StorageError> {
         let shard = self.shard;
         let mut changes = Vec::with_capacity(rows.len());
@@ -942,7 +1073,7 @@ impl BatchTables<'_, '_> {
                 key: parts.key.to_vec(),
                 deleted: value.is_none(),
             });
-            match value {
+            match &value {
                 Some(v) => {
                     self.data
                         .insert(key.as_slice(), v.as_slice())
@@ -953,6 +1084,10 @@ impl BatchTables<'_, '_> {
                         .remove(key.as_slice())
                         .map_err(|e| StorageError::db(shard, e))?;
                 }
+            }
+            if let Some((rows, bytes)) = layer.as_mut() {
+                **bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+                rows.insert(key, value);
             }
         }
         Ok(changes)

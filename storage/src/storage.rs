@@ -9,6 +9,7 @@ use crate::envelope::{self, Record};
 use crate::error::{ExecuteError, OpenError, StorageError};
 use crate::fault::{FaultInjector, FaultyBackend};
 use crate::ids::{BUCKET_COUNT, BucketId, Lsn, SHARD_COUNT_MAX, ShardId, TenantId};
+use crate::overlay::{Overlay, OverlayView, Published};
 use crate::reply::blocking_reply;
 use crate::shard::{
     InternalOp, InternalOutput, Op, Reply, ShardHealth, Writer, WriterLimits, WriterMetrics,
@@ -175,9 +176,24 @@ impl Record for BucketMove {
 pub(crate) struct Shard<C: Command> {
     pub id: ShardId,
     pub db: Arc<Database>,
+    /// Acknowledged batches not yet committed to `db` (`overlay.rs`).
+    pub published: Arc<Published>,
     tx: Sender<Op<C>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     health: Arc<ShardHealth>,
+}
+
+impl<C: Command> Shard<C> {
+    /// The published overlay and a redb read transaction begun after it was loaded (the order
+    /// `overlay.rs` relies on). Callers keep the overlay's layers above the transaction's LSN.
+    pub(crate) fn snapshot(&self) -> Result<(redb::ReadTransaction, Arc<Overlay>), StorageError> {
+        let overlay = self.published.load();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::db(self.id, e))?;
+        Ok((txn, overlay))
+    }
 }
 
 pub(crate) struct Routing<C: Command> {
@@ -535,20 +551,32 @@ impl<C: Command> Storage<C> {
     /// A read snapshot of one tenant's data. Never waits for writers.
     pub fn read(&self, tenant: TenantId) -> Result<TenantRead, StorageError> {
         let shard = Arc::clone(self.inner.routing.read().shard_of(tenant.bucket()));
-        let txn = shard
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::db(shard.id, e))?;
+        let (txn, overlay) = shard.snapshot()?;
         let table = txn
             .open_table(DATA)
             .map_err(|e| StorageError::db(shard.id, e))?;
         let lsn = read_lsn(&txn, shard.id)?.0;
+        let overlay = OverlayView::above(overlay, lsn);
         Ok(TenantRead {
             tenant,
             shard: shard.id,
             table,
-            lsn,
+            lsn: overlay.last_lsn().unwrap_or(lsn),
+            overlay,
         })
+    }
+
+    /// Batches answered so far (over all shards) while the redb commit that holds them was
+    /// still to come: readers saw them through the shard's overlay (`overlay.rs`). For tests and
+    /// diagnostics.
+    pub fn overlay_batches_total(&self) -> u64 {
+        self.inner
+            .routing
+            .read()
+            .shards
+            .values()
+            .map(|s| s.published.layers_total())
+            .sum()
     }
 
     /// Change-log entries of a shard with LSN greater than `after`, at most `limit` (capped at
@@ -565,11 +593,9 @@ impl<C: Command> Storage<C> {
     /// The shard's last LSN.
     pub fn last_lsn(&self, shard: ShardId) -> Result<Lsn, StorageError> {
         let shard = self.shard(shard)?;
-        let txn = shard
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::db(shard.id, e))?;
-        Ok(read_lsn(&txn, shard.id)?.0)
+        let (txn, overlay) = shard.snapshot()?;
+        let lsn = read_lsn(&txn, shard.id)?.0;
+        Ok(OverlayView::above(overlay, lsn).last_lsn().unwrap_or(lsn))
     }
 
     /// Registers (or moves) a change-log reader: entries after `lsn` are kept for it.
@@ -1174,9 +1200,13 @@ fn open_shard<C: Command>(
     let db = Arc::new(db);
     let health = Arc::new(ShardHealth::default());
     let (tx, rx) = crossbeam_channel::bounded::<Op<C>>(config.pending_commands_max as usize);
+    let published = Arc::new(Published::default());
     let mut writer = Writer {
         shard: id,
         db: Arc::clone(&db),
+        published: Arc::clone(&published),
+        open: None,
+        lost_batches: 0,
         limits: WriterLimits {
             batch_count_max: config.batch_count_max,
             batch_bytes_max: config.batch_bytes_max,
@@ -1225,6 +1255,7 @@ fn open_shard<C: Command>(
     Ok(Shard {
         id,
         db,
+        published,
         tx,
         writer: Mutex::new(Some(handle)),
         health,
@@ -1250,11 +1281,11 @@ pub(crate) fn changes_of<C: Command>(
     after: Lsn,
     limit: usize,
 ) -> Result<ChangePage, StorageError> {
-    let txn = shard
-        .db
-        .begin_read()
-        .map_err(|e| StorageError::db(shard.id, e))?;
-    let (last_lsn, first_lsn) = read_lsn(&txn, shard.id)?;
+    let (txn, overlay) = shard.snapshot()?;
+    let (redb_last_lsn, redb_first_lsn) = read_lsn(&txn, shard.id)?;
+    let overlay = OverlayView::above(overlay, redb_last_lsn);
+    let last_lsn = overlay.last_lsn().unwrap_or(redb_last_lsn);
+    let first_lsn = overlay.first_lsn().unwrap_or(redb_first_lsn);
     if after < last_lsn && after + 1 < first_lsn {
         return Err(StorageError::ChangeLogTrimmed {
             shard: shard.id,
@@ -1262,6 +1293,7 @@ pub(crate) fn changes_of<C: Command>(
             first_available: first_lsn,
         });
     }
+    let limit = limit.min(CHANGES_PAGE_MAX);
     let log = txn
         .open_table(CHANGELOG)
         .map_err(|e| StorageError::db(shard.id, e))?;
@@ -1269,7 +1301,7 @@ pub(crate) fn changes_of<C: Command>(
     for row in log
         .range(after.saturating_add(1)..)
         .map_err(|e| StorageError::db(shard.id, e))?
-        .take(limit.min(CHANGES_PAGE_MAX))
+        .take(limit)
     {
         let (lsn, bytes) = row.map_err(|e| StorageError::db(shard.id, e))?;
         let entry: ChangeEntry = envelope::decode(bytes.value())?;
@@ -1284,6 +1316,11 @@ pub(crate) fn changes_of<C: Command>(
             ));
         }
         entries.push(entry);
+    }
+    // Then the acknowledged entries the redb snapshot does not hold yet.
+    let after = entries.last().map_or(after, |e| e.lsn);
+    for bytes in overlay.entries_after(after, limit - entries.len()) {
+        entries.push(envelope::decode(bytes)?);
     }
     Ok(ChangePage { entries, last_lsn })
 }

@@ -9,6 +9,7 @@ use crate::envelope::{self, Record};
 use crate::error::StorageError;
 use crate::ids::{Lsn, ShardId, TenantId};
 use crate::keys::{self, KEY_BYTES_MAX, KeyCodec, TableDef};
+use crate::overlay::OverlayView;
 use crate::tables::BLOB_REF_TABLE_ID;
 use redb::ReadableTable;
 use std::collections::BTreeMap;
@@ -55,15 +56,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StorageError> {
-        let lower = if inclusive {
-            Bound::Included(start)
-        } else {
-            Bound::Excluded(start)
-        };
-        let upper = match end {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
+        let (lower, upper) = bounds(start, inclusive, end);
         let iter = self
             .table
             .range::<&[u8]>((lower, upper))
@@ -180,6 +173,8 @@ pub struct TenantRead {
     pub(crate) tenant: TenantId,
     pub(crate) shard: ShardId,
     pub(crate) table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// Acknowledged batches the redb snapshot does not hold yet (`overlay.rs`).
+    pub(crate) overlay: OverlayView,
     pub(crate) lsn: Lsn,
 }
 
@@ -202,7 +197,10 @@ impl RawScoped for TenantRead {
         self.tenant
     }
     fn scoped_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.source().raw_get(key)
+        match self.overlay.get(key) {
+            Some(value) => Ok(value.cloned()),
+            None => self.source().raw_get(key),
+        }
     }
     fn scoped_scan(
         &self,
@@ -211,7 +209,19 @@ impl RawScoped for TenantRead {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StorageError> {
-        self.source().raw_scan(start, inclusive, end, limit)
+        if self.overlay.is_empty() {
+            return self.source().raw_scan(start, inclusive, end, limit);
+        }
+        let (lower, upper) = bounds(start, inclusive, end);
+        let overlay = self.overlay.range(lower, upper);
+        merge_scan(
+            overlay.into_iter(),
+            &self.source(),
+            start,
+            inclusive,
+            end,
+            limit,
+        )
     }
 }
 
@@ -324,40 +334,68 @@ impl RawScoped for TenantWrite<'_> {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StorageError> {
-        let lower = if inclusive {
-            Bound::Included(start.to_vec())
-        } else {
-            Bound::Excluded(start.to_vec())
-        };
-        let upper = match end {
-            Some(end) => Bound::Excluded(end.to_vec()),
-            None => Bound::Unbounded,
-        };
-        let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> =
-            self.overlay.range((lower, upper)).collect();
-        // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
-        let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
-        let wanted = limit.saturating_add(deleted);
-        let base = self.source.raw_scan(start, inclusive, end, wanted)?;
-        // When the source was cut short, rows past its last key are unknown: overlay rows there
-        // must not jump ahead of source rows that were not fetched.
-        let horizon = if base.len() == wanted {
-            base.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
-        for (k, v) in overlay {
-            if horizon.as_ref().is_some_and(|h| k > h) {
-                break;
-            }
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
+        let (lower, upper) = bounds(start, inclusive, end);
+        let overlay = self
+            .overlay
+            .range::<[u8], _>((lower, upper))
+            .map(|(k, v)| (k.as_slice(), v.as_ref()));
+        merge_scan(overlay, self.source, start, inclusive, end, limit)
     }
+}
+
+fn bounds<'k>(
+    start: &'k [u8],
+    inclusive: bool,
+    end: Option<&'k [u8]>,
+) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
+    let lower = if inclusive {
+        Bound::Included(start)
+    } else {
+        Bound::Excluded(start)
+    };
+    let upper = match end {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    (lower, upper)
+}
+
+/// A scan of `source` with newer rows laid over it: `overlay` holds the newer rows of the
+/// range (ascending, one per key; `None` deletes).
+fn merge_scan<'o>(
+    overlay: impl Iterator<Item = (&'o [u8], Option<&'o Vec<u8>>)>,
+    source: &dyn RawRead,
+    start: &[u8],
+    inclusive: bool,
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<RawRow>, StorageError> {
+    let overlay: Vec<(&[u8], Option<&Vec<u8>>)> = overlay.collect();
+    if overlay.is_empty() {
+        return source.raw_scan(start, inclusive, end, limit);
+    }
+    // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
+    let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
+    let wanted = limit.saturating_add(deleted);
+    let base = source.raw_scan(start, inclusive, end, wanted)?;
+    // When the source was cut short, rows past its last key are unknown: overlay rows there
+    // must not jump ahead of source rows that were not fetched.
+    let horizon = if base.len() == wanted {
+        base.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in overlay {
+        if horizon.as_deref().is_some_and(|h| k > h) {
+            break;
+        }
+        match v {
+            Some(v) => merged.insert(k.to_vec(), v.clone()),
+            None => merged.remove(k),
+        };
+    }
+    Ok(merged.into_iter().take(limit).collect())
 }
 
 impl TenantReads for TenantWrite<'_> {

@@ -278,11 +278,6 @@ impl Wal {
     pub(crate) fn rewind(&mut self) {
         self.len = FILE_HEADER_LEN;
     }
-
-    /// The offset where the next record will start.
-    pub(crate) fn end(&self) -> u64 {
-        self.len
-    }
 }
 
 /// A record being built while the writer applies a batch: the header's room, then the body.

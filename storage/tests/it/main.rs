@@ -8,5 +8,6 @@ mod changelog;
 mod common;
 mod failure;
 mod model;
+mod overlay;
 mod reshard;
 mod wal;
