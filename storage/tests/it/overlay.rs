@@ -53,7 +53,7 @@ fn answered_writes_are_read_at_once_and_snapshots_stay_consistent() {
         std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+                let (from, to) = if i.is_multiple_of(2) { (1, 2) } else { (2, 1) };
                 let _ = s.execute_blocking(Kv::Transfer {
                     tenant: BANK,
                     from,
