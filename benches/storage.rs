@@ -503,6 +503,79 @@ fn group_commit(c: &mut Criterion) {
     }
     engine(&mut group, 4, 64, false);
     engine(&mut group, 1, 64, true);
+
+    // The same 64 writers (one tenant each, one shard) as tasks on a tokio runtime with one
+    // worker thread per core, calling `execute(..).await`: how the HTTP server submits. A
+    // waiting writer is a parked task, not a parked thread, so answering it costs no context
+    // switch of its own.
+    let writers = 64;
+    let id = BenchmarkId::new("engine_1shard_tasks", writers);
+    let mut ran = false;
+    group.bench_function(id, |b| {
+        ran = true;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = open_engine(&dir, 1);
+        let tenants = writer_tenants(&storage, writers);
+        let values = std::sync::Arc::new(values.clone());
+        let mut seq = 0u64;
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..writers)
+                .map(|w| {
+                    let count =
+                        iters / writers as u64 + u64::from((w as u64) < iters % writers as u64);
+                    let (storage, tenant, values) =
+                        (storage.clone(), tenants[w], std::sync::Arc::clone(&values));
+                    let first = seq;
+                    runtime.spawn(async move {
+                        let mut micros = Vec::with_capacity(count as usize);
+                        for i in 0..count {
+                            let t = Instant::now();
+                            storage
+                                .execute(BenchCommand::Put {
+                                    tenant,
+                                    key: time_key(w, first + i),
+                                    data: values[w].clone(),
+                                })
+                                .await
+                                .expect("execute");
+                            micros.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        }
+                        micros
+                    })
+                })
+                .collect();
+            let done: Vec<Vec<u32>> = runtime.block_on(async {
+                let mut done = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    done.push(task.await.expect("writer task"));
+                }
+                done
+            });
+            let elapsed = started.elapsed();
+            seq += iters;
+            for (w, micros) in done.into_iter().enumerate() {
+                writes.fetch_add(micros.len() as u64, Ordering::Relaxed);
+                latencies.per_writer[w]
+                    .lock()
+                    .expect("latency list")
+                    .extend(micros);
+            }
+            elapsed
+        });
+        storage.close().expect("close");
+    });
+    if ran {
+        report_writes(
+            &format!("group_commit/engine_1shard_tasks/{writers}"),
+            &writes,
+            &latencies,
+        );
+    }
     group.finish();
 }
 
