@@ -664,11 +664,15 @@ impl<C: Command> Storage<C> {
     }
 
     /// Deletes blob files that no shard references and that were not written or touched
-    /// within `grace`. Blocking; bounded by the number of files.
+    /// within `grace`. Checkpoints every shard first. Blocking; bounded by the number of files.
     pub fn collect_blob_garbage(&self, grace: Duration) -> Result<BlobGcReport, StorageError> {
         let cutoff = SystemTime::now()
             .checked_sub(grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        // The shard-wide totals are read from redb snapshots, which lack answered batches that
+        // no redb commit holds yet (`overlay.rs` carries rows, not totals): commit those first,
+        // so that every reference added or dropped before this call counts.
+        self.checkpoint()?;
         let shards: Vec<_> = self.inner.routing.read().shards.values().cloned().collect();
         let mut snapshots = Vec::with_capacity(shards.len());
         for shard in &shards {
