@@ -506,7 +506,7 @@ mod tests {
         queue.push(job(4, JobPriority::Onboarding), 0);
         let order: Vec<u64> = (0..4)
             .map(|_| {
-                let lease = queue.lease(Duration::from_millis(10)).unwrap();
+                let lease = queue.lease(Duration::from_millis(10)).expect("a ready job");
                 assert!(queue.finish(&lease));
                 lease.job.job_id
             })
@@ -520,22 +520,22 @@ mod tests {
     fn the_backlog_bound_refuses_with_a_retry_time() {
         let queue = JobQueue::new(quick());
         for id in 0..4 {
-            queue.admit(1).unwrap();
+            queue.admit(1).expect("room in the backlog");
             queue.push(job(id, JobPriority::Onboarding), 0);
         }
         let refused = queue.admit(1).unwrap_err();
         assert_eq!((refused.backlog, refused.limit), (4, 4));
         assert!(refused.retry_after >= Duration::from_secs(1));
-        let lease = queue.lease(Duration::from_millis(10)).unwrap();
+        let lease = queue.lease(Duration::from_millis(10)).expect("a ready job");
         queue.finish(&lease);
-        queue.admit(1).unwrap();
+        queue.admit(1).expect("room in the backlog");
     }
 
     #[test]
     fn a_lapsed_lease_comes_back_and_its_late_finish_is_refused() {
         let queue = JobQueue::new(quick());
         queue.push(job(7, JobPriority::Onboarding), 0);
-        let lease = queue.lease(Duration::from_millis(10)).unwrap();
+        let lease = queue.lease(Duration::from_millis(10)).expect("a ready job");
         assert!(queue.reap().is_empty());
         std::thread::sleep(Duration::from_millis(60));
         let lapsed = queue.reap();
@@ -550,7 +550,7 @@ mod tests {
     fn heartbeats_extend_a_lease_only_within_the_time_budget() {
         let queue = JobQueue::new(quick());
         queue.push(job(8, JobPriority::Onboarding), 0);
-        let lease = queue.lease(Duration::from_millis(10)).unwrap();
+        let lease = queue.lease(Duration::from_millis(10)).expect("a ready job");
         for _ in 0..3 {
             std::thread::sleep(Duration::from_millis(30));
             assert!(queue.heartbeat(&lease));
@@ -572,7 +572,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         queue.reap();
         assert_eq!(
-            queue.lease(Duration::from_millis(10)).unwrap().job.job_id,
+            queue
+                .lease(Duration::from_millis(10))
+                .expect("a ready job")
+                .job
+                .job_id,
             9
         );
     }
@@ -582,7 +586,7 @@ mod tests {
         let queue = JobQueue::new(quick());
         queue.push(job(5, JobPriority::Onboarding), 0);
         queue.push(job(5, JobPriority::Onboarding), 0);
-        let first = queue.lease(Duration::from_millis(10)).unwrap();
+        let first = queue.lease(Duration::from_millis(10)).expect("a ready job");
         assert!(queue.lease(Duration::from_millis(10)).is_none());
         assert!(queue.finish(&first));
         assert_eq!(queue.stats().backlog, 0);

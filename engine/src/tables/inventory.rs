@@ -218,7 +218,7 @@ mod tests {
             on_hand: 12,
             reserved: 5,
         });
-        let level: StockLevel = envelope::decode(&bytes).unwrap();
+        let level: StockLevel = envelope::decode(&bytes).expect("a version-1 row decodes");
         assert_eq!(
             level,
             StockLevel {
@@ -233,7 +233,8 @@ mod tests {
             sold: 9,
         };
         assert_eq!(
-            envelope::decode::<StockLevel>(&envelope::encode(&current)).unwrap(),
+            envelope::decode::<StockLevel>(&envelope::encode(&current))
+                .expect("a version-2 row decodes"),
             current
         );
     }

@@ -711,8 +711,8 @@ mod budget_tests {
 
     fn zlib(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
+        encoder.write_all(bytes).expect("writing to a Vec");
+        encoder.finish().expect("finishing a Vec")
     }
 
     #[test]
