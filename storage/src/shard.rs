@@ -48,7 +48,7 @@ use crate::envelope;
 use crate::error::{ApplyError, ExecuteError, StorageError};
 use crate::ids::{BucketId, Lsn, ShardId};
 use crate::keys::{self, split_physical};
-use crate::overlay::{Layer, Overlay, Published, Rows};
+use crate::overlay::{Layer, Published, Rows};
 use crate::reply::{BlockingSender, Deliver, Replier};
 use crate::tables::{
     BLOB_REF_TABLE_ID, BLOB_TOTALS, CHANGELOG, DATA, READERS, SHARD_FIRST_LSN, SHARD_LAST_LSN,
@@ -278,8 +278,6 @@ pub(crate) struct OpenTxn {
     bytes: usize,
     /// When its first batch was acknowledged.
     since: Instant,
-    /// The overlay published for those batches.
-    overlay: Arc<Overlay>,
 }
 
 pub(crate) struct WriterMetrics {
@@ -707,10 +705,7 @@ impl Writer {
         let open = self.open.take();
         self.lost_batches = open.as_ref().map_or(0, |o| o.batches);
         let (mut txn, prior) = match open {
-            Some(open) => (
-                open.txn,
-                Some((open.batches, open.bytes, open.since, open.overlay)),
-            ),
+            Some(open) => (open.txn, Some((open.batches, open.bytes, open.since))),
             None => (self.db.begin_write().map_err(|e| db_err(&e))?, None),
         };
         txn.set_durability(if durable {
@@ -861,24 +856,19 @@ impl Writer {
         }
         // Durable now: publish the batch for readers before it is answered; the transaction
         // stays open for the next batches.
-        let (batches, bytes, since, overlay) =
-            prior.unwrap_or_else(|| (0, 0, Instant::now(), Arc::default()));
-        let overlay = match layer {
-            Some(mut layer) if !layer.entries.is_empty() => {
-                layer.last_lsn = self.last_lsn;
-                layer.first_lsn = self.first_lsn;
-                let overlay = Arc::new(overlay.with(layer));
-                self.published.push(Arc::clone(&overlay));
-                overlay
-            }
-            _ => overlay,
-        };
+        let (batches, bytes, since) = prior.unwrap_or_else(|| (0, 0, Instant::now()));
+        if let Some(mut layer) = layer.filter(|l| !l.entries.is_empty()) {
+            layer.last_lsn = self.last_lsn;
+            layer.first_lsn = self.first_lsn;
+            // Only this thread stores the overlay: the one loaded is the one last published.
+            self.published
+                .push(Arc::new(self.published.load().with(layer)));
+        }
         self.open = Some(OpenTxn {
             txn,
             batches: batches + 1,
             bytes: bytes + layer_bytes,
             since,
-            overlay,
         });
         self.lost_batches = 0;
         self.pending_since.get_or_insert_with(Instant::now);
