@@ -77,3 +77,7 @@ pub use storage::{
 };
 pub use txn::{SCAN_ROWS_MAX, TenantRead, TenantReads, TenantWrite};
 pub use verify::{IntegrityReport, verify_data_dir};
+/// The write-ahead log's layout facts that tests and tools check files against.
+pub mod wal_layout {
+    pub use crate::wal::{FILE_HEADER_LEN, ZERO_FILL_BYTES_MAX, ZERO_FILL_BYTES_MIN};
+}

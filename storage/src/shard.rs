@@ -55,7 +55,7 @@ use crate::tables::{
     SHARD_META, SHARD_PROBE,
 };
 use crate::txn::{DataTable, TenantWrite, decode_count};
-use crate::wal::{FILE_HEADER_LEN, RecordBuf, Wal, WalContents, pending_records};
+use crate::wal::{RecordBuf, Wal, WalContents, pending_records};
 use crate::write_behind::{SyncTicket, WriteBehindHandle};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
@@ -361,14 +361,8 @@ impl Writer {
             tracing::error!(shard = %self.shard, %error, "checkpoint at close failed");
             *self.health.failed.lock() = Some(error.to_string());
         }
-        if self.health.failure().is_none() {
-            for wal in [&mut self.wal, &mut self.wal_other] {
-                if let Err(error) = wal.truncate_to(FILE_HEADER_LEN) {
-                    // Harmless: the records are redundant and the next open cuts them.
-                    tracing::warn!(shard = %self.shard, %error, "could not cut the write-ahead log at close");
-                }
-            }
-        }
+        // Both logs now hold only redundant records; they keep their blocks for the appends
+        // after the next open to overwrite.
         tracing::debug!(shard = %self.shard, last_lsn = self.last_lsn, "shard writer stopped");
     }
 

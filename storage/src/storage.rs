@@ -17,7 +17,8 @@ use crate::shard::{
 use crate::tables::*;
 use crate::txn::{TenantRead, TenantReads};
 use crate::wal::{
-    self, FILE_HEADER_LEN, LOGS_PER_SHARD, RecordBuf, Wal, WalContents, WalError, wal_path,
+    self, FILE_HEADER_LEN, LOGS_PER_SHARD, RecordBuf, Wal, WalContents, WalError,
+    ZERO_FILL_BYTES_MAX, wal_path,
 };
 use crate::write_behind::{WriteBehind, WriteBehindHandle};
 use crossbeam_channel::{Sender, TrySendError};
@@ -1187,7 +1188,7 @@ fn open_shard<C: Command>(
                 },
             })?;
         if parsed.tail_bytes > 0 {
-            tracing::info!(shard = %id, log = %log.display(), offset = parsed.valid_end, bytes = parsed.tail_bytes, "discarding the write-ahead log's bytes after its last record (a cut append, never acknowledged, or space from before a checkpoint)");
+            tracing::debug!(shard = %id, log = %log.display(), offset = parsed.valid_end, bytes = parsed.tail_bytes, "the write-ahead log's bytes after its last record will be overwritten (zeros, records from before a checkpoint, or a cut append, never acknowledged)");
         }
         contents.push(parsed);
     }
@@ -1240,18 +1241,24 @@ fn open_shard<C: Command>(
             reason,
         })?;
     drop(contents);
-    if log_bytes
-        .iter()
-        .any(|bytes| bytes.len() as u64 > FILE_HEADER_LEN)
-    {
+    drop(log_bytes);
+    if replayed > 0 {
         writer.checkpoint()?;
-        for wal in [&mut writer.wal, &mut writer.wal_other] {
+        tracing::info!(shard = %id, replayed, last_lsn = writer.last_lsn, "recovered from the write-ahead log");
+    }
+    // Every record is redundant now. The files keep their blocks for the next appends to
+    // overwrite (see `wal.rs`), unless one grew past what the settings let a log reach.
+    let log_keep_bytes = config
+        .checkpoint_wal_bytes
+        .saturating_mul(2)
+        .saturating_add(ZERO_FILL_BYTES_MAX + FILE_HEADER_LEN);
+    for wal in [&mut writer.wal, &mut writer.wal_other] {
+        wal.rewind();
+        if wal.file_bytes() > log_keep_bytes {
             let path = wal.path().to_path_buf();
             wal.truncate_to(FILE_HEADER_LEN).map_err(io_err(&path))?;
         }
-        tracing::info!(shard = %id, replayed, last_lsn = writer.last_lsn, "recovered from the write-ahead log");
     }
-    drop(log_bytes);
     let handle = std::thread::Builder::new()
         .name(format!("shard-{id}-writer"))
         .spawn(move || writer.run(rx))

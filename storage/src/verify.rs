@@ -38,8 +38,9 @@ pub struct IntegrityReport {
     /// Commands in the logs above the redb files' durable state: the next open applies them
     /// again (0 after a clean close).
     pub wal_commands_pending: u64,
-    /// Bytes after the last record of the logs (a record cut by a crash, never acknowledged,
-    /// or space from before the last checkpoint), discarded by the next open.
+    /// Bytes after the last record of the logs (the zeros a log grows by, records from before
+    /// the last checkpoint, or a record cut by a crash, never acknowledged); the next records
+    /// overwrite them.
     pub wal_tail_bytes: u64,
     /// Every violated invariant, in words. Empty means the directory is consistent.
     pub problems: Vec<String>,

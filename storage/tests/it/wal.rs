@@ -160,22 +160,65 @@ fn a_missing_or_foreign_log_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn a_clean_close_leaves_empty_logs() {
+fn a_clean_close_leaves_nothing_to_replay_and_the_logs_keep_their_blocks() {
     let dir = tempfile::tempdir().unwrap();
+    let log_sizes = |dir: &Path| -> Vec<u64> {
+        (0..4)
+            .flat_map(|shard| [format!("{shard:04}.wal"), format!("{shard:04}-1.wal")])
+            .map(|name| {
+                std::fs::metadata(dir.join("shards").join(name))
+                    .unwrap()
+                    .len()
+            })
+            .collect()
+    };
     let s = open(dir.path());
     write_some(&s);
     s.close().unwrap();
     drop(s);
-    for shard in 0..4 {
-        for name in [format!("{shard:04}.wal"), format!("{shard:04}-1.wal")] {
-            let log = dir.path().join("shards").join(name);
-            assert_eq!(std::fs::metadata(&log).unwrap().len(), 36, "{shard}");
-        }
-    }
     let report = verify_data_dir(dir.path()).unwrap();
     assert!(report.is_consistent(), "{:?}", report.problems);
     assert_eq!(report.wal_records, 0);
     assert_eq!(report.changelog_entries, 8);
+    // A log that took records grew by a run of zeros past them, in whole runs.
+    let first = log_sizes(dir.path());
+    assert!(
+        first
+            .iter()
+            .any(|&len| len >= wal_layout::ZERO_FILL_BYTES_MIN),
+        "{first:?}"
+    );
+    for len in &first {
+        assert!(
+            *len == wal_layout::FILE_HEADER_LEN || len % wal_layout::ZERO_FILL_BYTES_MIN == 0,
+            "{first:?}"
+        );
+    }
+
+    // The next run overwrites the same blocks from the start of each log: no log grows, and
+    // what both runs wrote is there.
+    let s = open(dir.path());
+    for tenant in 1..=8 {
+        s.execute_blocking(Kv::Put {
+            tenant,
+            key: 2,
+            value: tenant * 10,
+        })
+        .unwrap();
+    }
+    s.close().unwrap();
+    drop(s);
+    assert_eq!(log_sizes(dir.path()), first);
+    let s = open(dir.path());
+    for tenant in 1..=8 {
+        assert_eq!(get(&s, tenant, 1), Some(tenant));
+        assert_eq!(get(&s, tenant, 2), Some(tenant * 10));
+    }
+    s.close().unwrap();
+    drop(s);
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.changelog_entries, 16);
 }
 
 #[test]

@@ -113,18 +113,23 @@ fn wal_file(dir: &Path, shard: u16) -> PathBuf {
     dir.join("shards").join(format!("{shard:04}.wal"))
 }
 
-/// Offsets of the log's records (file header 36 bytes; record header 32 bytes with the body
-/// length at bytes 20..24), as `docs/storage-format.md` describes them.
-fn record_offsets(log: &[u8]) -> Vec<usize> {
+/// Offsets of the log's records (file header 36 bytes; record header 32 bytes starting with
+/// `WREC`, with the body length at bytes 20..24), as `docs/storage-format.md` describes them,
+/// and where the last one ends. What follows is the run of zeros the log grew by.
+fn record_offsets(log: &[u8]) -> (Vec<usize>, usize) {
     let mut out = Vec::new();
     let mut at = 36;
-    while at + 32 <= log.len() {
+    while at + 32 <= log.len() && &log[at..at + 4] == b"WREC" {
         out.push(at);
         let body = u32::from_le_bytes(log[at + 20..at + 24].try_into().unwrap()) as usize;
         at += 32 + body;
     }
-    assert_eq!(at, log.len(), "the log ends after a whole record");
-    out
+    assert!(at <= log.len(), "the last record is whole");
+    assert!(
+        log[at..].iter().all(|b| *b == 0),
+        "zeros follow the last record"
+    );
+    (out, at)
 }
 
 fn open_one(dir: &Path) -> Storage<Kv> {
@@ -156,11 +161,9 @@ fn recovery_replays_the_log_after_the_process_ends_without_closing() {
     assert_eq!(page.last_lsn, WRITES);
     let lsns: Vec<_> = page.entries.iter().map(|e| e.lsn).collect();
     assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
-    // Recovery checkpointed and cut the log; the next writes continue the LSNs.
-    assert_eq!(
-        std::fs::metadata(wal_file(dir.path(), 0)).unwrap().len(),
-        36
-    );
+    // Recovery checkpointed, so nothing is left to replay; the next writes continue the LSNs
+    // and overwrite the log from its start (it keeps its size).
+    let log_len = std::fs::metadata(wal_file(dir.path(), 0)).unwrap().len();
     put(&s, TENANT, 100);
     assert_eq!(s.last_lsn(ShardId(0)).unwrap(), WRITES + 1);
     s.close().unwrap();
@@ -171,7 +174,7 @@ fn recovery_replays_the_log_after_the_process_ends_without_closing() {
     assert_eq!(report.changelog_entries, WRITES + 1);
     assert_eq!(
         std::fs::metadata(wal_file(dir.path(), 0)).unwrap().len(),
-        36
+        log_len
     );
 }
 
@@ -184,11 +187,19 @@ fn a_torn_last_record_is_discarded_and_open_succeeds() {
         run_child("write", dir.path());
         let path = wal_file(dir.path(), 0);
         let mut log = std::fs::read(&path).unwrap();
-        let last = *record_offsets(&log).last().unwrap();
+        let (offsets, end) = record_offsets(&log);
+        let last = *offsets.last().unwrap();
+        // The log grew by zeros past its records: a torn append left zeros where its bytes
+        // did not arrive.
+        assert!(log.len() > end, "zeros follow the records");
         match case {
-            "header" => log.truncate(last + 10),
-            "body" => log.truncate(log.len() - 3),
-            _ => log.extend((0..100u8).map(|i| i.wrapping_mul(37))),
+            "header" => log[last + 10..end].fill(0),
+            "body" => log[end - 3..end].fill(0),
+            _ => {
+                for (i, b) in log[end..end + 100].iter_mut().enumerate() {
+                    *b = (i as u8).wrapping_mul(37);
+                }
+            }
         }
         std::fs::write(&path, &log).unwrap();
         let report = verify_data_dir(dir.path()).unwrap();
@@ -206,8 +217,19 @@ fn a_torn_last_record_is_discarded_and_open_succeeds() {
             assert_eq!(get(&s, TENANT, WRITES - 1), None, "{case}: the torn write");
         }
         assert_eq!(s.last_lsn(ShardId(0)).unwrap(), survivors, "{case}");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 36, "{case}");
+        // The next append overwrites the log from its start: the file keeps its blocks.
+        put(&s, TENANT, 1000);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            log.len() as u64,
+            "{case}"
+        );
         s.close().unwrap();
+        drop(s);
+        let report = verify_data_dir(dir.path()).unwrap();
+        assert!(report.is_consistent(), "{case}: {:?}", report.problems);
+        assert_eq!(report.wal_records, 0, "{case}");
+        assert_eq!(report.changelog_entries, survivors + 1, "{case}");
     }
 }
 
@@ -218,7 +240,7 @@ fn a_damaged_record_followed_by_valid_ones_is_refused_with_a_clear_error() {
     run_child("write", dir.path());
     let path = wal_file(dir.path(), 0);
     let intact = std::fs::read(&path).unwrap();
-    let fifth = record_offsets(&intact)[4];
+    let fifth = record_offsets(&intact).0[4];
     let mut damaged = intact.clone();
     damaged[fifth + 32 + 2] ^= 0x40;
     std::fs::write(&path, &damaged).unwrap();
@@ -345,8 +367,7 @@ fn records_split_over_both_logs_are_replayed_in_lsn_order() {
     let zero = wal_file(dir.path(), 0);
     let one = dir.path().join("shards").join("0000-1.wal");
     let log = std::fs::read(&zero).unwrap();
-    let offsets = record_offsets(&log);
-    let split = offsets[10];
+    let split = record_offsets(&log).0[10];
     let mut second = std::fs::read(&one).unwrap();
     assert_eq!(second.len(), 36, "log 1 holds only its header");
     second.extend_from_slice(&log[split..]);
@@ -368,9 +389,9 @@ fn records_split_over_both_logs_are_replayed_in_lsn_order() {
     assert_eq!(lsns, (1..=WRITES).collect::<Vec<_>>());
     s.close().unwrap();
     drop(s);
-    for path in [&zero, &one] {
-        assert_eq!(std::fs::metadata(path).unwrap().len(), 36);
-    }
+    let report = verify_data_dir(dir.path()).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+    assert_eq!(report.wal_records, 0);
 
     // Without the first half, the second cannot be applied: refused, and nothing changed.
     let dir = tempfile::tempdir().unwrap();
@@ -378,7 +399,7 @@ fn records_split_over_both_logs_are_replayed_in_lsn_order() {
     let zero = wal_file(dir.path(), 0);
     let one = dir.path().join("shards").join("0000-1.wal");
     let log = std::fs::read(&zero).unwrap();
-    let split = record_offsets(&log)[10];
+    let split = record_offsets(&log).0[10];
     let mut second = std::fs::read(&one).unwrap();
     second.extend_from_slice(&log[split..]);
     std::fs::write(&one, &second).unwrap();
