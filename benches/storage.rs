@@ -54,6 +54,7 @@ const READ_KEYS: usize = 4096;
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct Row {
+    #[serde(with = "mercato_storage::envelope::byte_string")]
     data: Vec<u8>,
 }
 impl Record for Row {
@@ -71,6 +72,7 @@ enum BenchCommand {
     Put {
         tenant: u64,
         key: u128,
+        #[serde(with = "mercato_storage::envelope::byte_string")]
         data: Vec<u8>,
     },
     /// Rows `first..first + count` with `fill_value` values.

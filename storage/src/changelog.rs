@@ -39,7 +39,7 @@ pub enum ChangeKind {
     /// A command of the shard's command type, as its envelope bytes.
     Command {
         tenant: TenantId,
-        #[serde(with = "byte_string")]
+        #[serde(with = "crate::envelope::byte_string")]
         command: Vec<u8>,
     },
     /// Rows copied in from another shard while moving a bucket here.
@@ -53,54 +53,9 @@ pub enum ChangeKind {
 pub struct ChangedRow {
     pub tenant: TenantId,
     pub table: u16,
-    #[serde(with = "byte_string")]
+    #[serde(with = "crate::envelope::byte_string")]
     pub key: Vec<u8>,
     pub deleted: bool,
-}
-
-/// A `Vec<u8>` field as one byte string. In postcard a byte string and a sequence of `u8` are
-/// the same bytes (a varint length, then the bytes), so this changes nothing on disk; but a
-/// sequence is written and read one element at a time (one `write_all` per byte), a byte string
-/// in one copy. Encoding each change-log entry's command that way was ~5% of the shard
-/// writer's time at 64 writers. Self-describing formats (JSON) may present either form.
-mod byte_string {
-    use serde::de::{self, SeqAccess, Visitor};
-    use serde::{Deserializer, Serializer};
-    use std::fmt;
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        deserializer.deserialize_byte_buf(BytesVisitor)
-    }
-
-    struct BytesVisitor;
-
-    impl<'de> Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a byte string")
-        }
-
-        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(bytes.to_vec())
-        }
-
-        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(byte) = seq.next_element()? {
-                bytes.push(byte);
-            }
-            Ok(bytes)
-        }
-    }
 }
 
 /// A page of entries from [`crate::Storage::changes`].

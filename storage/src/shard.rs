@@ -481,6 +481,7 @@ impl Writer {
         };
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StorageError::db(shard, e))?;
+        self.seal(&txn)?;
         txn.commit().map_err(|e| StorageError::Commit {
             shard,
             reason: format!("checkpoint: {e}"),
@@ -509,7 +510,11 @@ impl Writer {
             return;
         };
         self.metrics.redb_commit_batches.record(open.batches as f64);
-        match open.txn.commit() {
+        match self
+            .seal(&open.txn)
+            .map_err(|e| e.to_string())
+            .and_then(|()| open.txn.commit().map_err(|e| e.to_string()))
+        {
             Ok(()) => self.published.clear(),
             Err(error) => {
                 // Readers keep the published overlay: every acknowledged batch stays visible
@@ -721,13 +726,11 @@ impl Writer {
         {
             let mut data = txn.open_table(DATA).map_err(|e| db_err(&e))?;
             let mut log = txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?;
-            let mut meta = txn.open_table(SHARD_META).map_err(|e| db_err(&e))?;
-            let mut totals = txn.open_table(BLOB_TOTALS).map_err(|e| db_err(&e))?;
-            let mut readers = txn.open_table(READERS).map_err(|e| db_err(&e))?;
             let mut tables = BatchTables {
                 shard,
+                txn: &txn,
                 data: &mut data,
-                totals: &mut totals,
+                totals: None,
             };
             for op in batch.drain(..) {
                 match op {
@@ -803,13 +806,7 @@ impl Writer {
                         done.push(Done::Command { reply, result });
                     }
                     Op::Internal { op, reply } => {
-                        let result = self.apply_internal(
-                            op,
-                            &mut tables,
-                            &mut log,
-                            &mut meta,
-                            &mut readers,
-                        )?;
+                        let result = self.apply_internal(op, &mut tables, &mut log)?;
                         done.push(Done::Internal {
                             reply,
                             result: Ok(result),
@@ -818,13 +815,9 @@ impl Writer {
                     Op::Shutdown => {}
                 }
             }
-            self.trim(&mut log)?;
-            meta.insert(SHARD_LAST_LSN, self.last_lsn.to_le_bytes().as_slice())
-                .map_err(|e| db_err(&e))?;
-            meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice())
-                .map_err(|e| db_err(&e))?;
         }
         if durable {
+            self.seal(&txn)?;
             txn.commit().map_err(|e| StorageError::Commit {
                 shard,
                 reason: e.to_string(),
@@ -889,10 +882,9 @@ impl Writer {
         op: InternalOp,
         tables: &mut BatchTables<'_, '_>,
         log: &mut Table<'_, u64, &'static [u8]>,
-        meta: &mut Table<'_, &'static str, &'static [u8]>,
-        readers: &mut Table<'_, &'static str, u64>,
     ) -> Result<InternalOutput, StorageError> {
         let shard = self.shard;
+        let open = |e: redb::TableError| StorageError::db(shard, e);
         match op {
             InternalOp::Import { bucket, rows } => {
                 if let Some((k, _)) = rows
@@ -929,20 +921,27 @@ impl Writer {
                 Ok(InternalOutput::Dropped(dropped))
             }
             InternalOp::SetReader { name, lsn } => {
-                readers
+                tables
+                    .txn
+                    .open_table(READERS)
+                    .map_err(open)?
                     .insert(name.as_str(), lsn)
                     .map_err(|e| StorageError::db(shard, e))?;
                 self.readers.insert(name, lsn);
                 Ok(InternalOutput::Done)
             }
             InternalOp::RemoveReader { name } => {
-                readers
+                tables
+                    .txn
+                    .open_table(READERS)
+                    .map_err(open)?
                     .remove(name.as_str())
                     .map_err(|e| StorageError::db(shard, e))?;
                 self.readers.remove(&name);
                 Ok(InternalOutput::Done)
             }
             InternalOp::Probe => {
+                let mut meta = tables.txn.open_table(SHARD_META).map_err(open)?;
                 let next = match meta
                     .get(SHARD_PROBE)
                     .map_err(|e| StorageError::db(shard, e))?
@@ -956,6 +955,21 @@ impl Writer {
             }
             InternalOp::Barrier => Ok(InternalOutput::Done),
         }
+    }
+
+    /// Before a commit of `txn`: trims the change log and records the LSN range in the shard's
+    /// meta table. Once per redb commit, not per batch: a commit holds several batches under
+    /// load, and trimming their entries together rewrites the log's first leaves once.
+    fn seal(&mut self, txn: &WriteTransaction) -> Result<(), StorageError> {
+        let shard = self.shard;
+        let db_err = |e: &dyn std::fmt::Display| StorageError::db(shard, e);
+        self.trim(&mut txn.open_table(CHANGELOG).map_err(|e| db_err(&e))?)?;
+        let mut meta = txn.open_table(SHARD_META).map_err(|e| db_err(&e))?;
+        meta.insert(SHARD_LAST_LSN, self.last_lsn.to_le_bytes().as_slice())
+            .map_err(|e| db_err(&e))?;
+        meta.insert(SHARD_FIRST_LSN, self.first_lsn.to_le_bytes().as_slice())
+            .map_err(|e| db_err(&e))?;
+        Ok(())
     }
 
     /// Deletes entries that every reader has passed and that are outside the retention window.
@@ -999,11 +1013,24 @@ fn fail_op<C: Command>(op: Op<C>, error: impl Fn() -> StorageError) {
 /// The data tables a batch writes rows into.
 struct BatchTables<'a, 'txn> {
     shard: ShardId,
+    txn: &'txn WriteTransaction,
     data: &'a mut Table<'txn, &'static [u8], &'static [u8]>,
-    totals: &'a mut Table<'txn, &'static [u8], u64>,
+    /// Opened when a batch first changes a blob reference.
+    totals: Option<Table<'txn, &'static [u8], u64>>,
 }
 
-impl BatchTables<'_, '_> {
+impl<'txn> BatchTables<'_, 'txn> {
+    fn totals(&mut self) -> Result<&mut Table<'txn, &'static [u8], u64>, StorageError> {
+        match &mut self.totals {
+            Some(totals) => Ok(totals),
+            slot => Ok(slot.insert(
+                self.txn
+                    .open_table(BLOB_TOTALS)
+                    .map_err(|e| StorageError::db(self.shard, e))?,
+            )),
+        }
+    }
+
     /// Writes rows (None deletes) and keeps the shard-wide blob totals in step with the
     /// per-tenant blob reference rows. Returns the change-log description of the rows.
     /// `layer`: where the rows go for readers, and its byte count.
@@ -1031,21 +1058,18 @@ impl BatchTables<'_, '_> {
                 };
                 if old != new {
                     let hash = parts.key;
-                    let total = match self
-                        .totals
-                        .get(hash)
-                        .map_err(|e| StorageError::db(shard, e))?
-                    {
+                    let totals = self.totals()?;
+                    let total = match totals.get(hash).map_err(|e| StorageError::db(shard, e))? {
                         Some(v) => v.value(),
                         None => 0,
                     };
                     let total = (total + new).saturating_sub(old);
                     if total == 0 {
-                        self.totals
+                        totals
                             .remove(hash)
                             .map_err(|e| StorageError::db(shard, e))?;
                     } else {
-                        self.totals
+                        totals
                             .insert(hash, total)
                             .map_err(|e| StorageError::db(shard, e))?;
                     }
