@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench storage                     # everything, ~1.5 minutes on 2 cores
 //! cargo bench --bench storage -- group_commit     # one group (criterion filter)
+//! cargo bench --bench storage -- --pairs          # the 64-writer ratio in paired rounds
 //! ```
 //!
 //! Every benchmark opens its own data directory in a fresh temp dir (on the disk that holds
@@ -19,9 +20,7 @@
 //! then `perf report --sort comm` (the shard writer threads are `shard-NNNN-writ`).
 
 use criterion::measurement::WallTime;
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
 use mercato_storage::{
     ApplyError, Command, Record, Storage, StorageConfig, TableDef, TenantId, TenantReads,
     TenantWrite,
@@ -581,9 +580,179 @@ fn group_commit(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paired rounds: the 64-writer ratio measured robustly on a shared machine.
+
+/// Rounds of `--pairs`.
+const PAIR_ROUNDS: usize = 7;
+/// How long each side of a round writes, after its warm-up.
+const PAIR_MEASURE: Duration = Duration::from_secs(3);
+const PAIR_WARM_UP: Duration = Duration::from_millis(500);
+/// Writers of every side of a round.
+const PAIR_WRITERS: usize = 64;
+
+/// Runs `PAIR_WRITERS` threads calling `write(writer, seq)` until the warm-up and the
+/// measurement are over; returns the writes per second of the measurement.
+fn writes_per_second(write: &(dyn Fn(usize, u64) + Sync)) -> f64 {
+    let counted = AtomicU64::new(0);
+    let phase = AtomicU64::new(0); // 0 warm-up, 1 measuring, 2 stop
+    std::thread::scope(|s| {
+        for w in 0..PAIR_WRITERS {
+            let (counted, phase) = (&counted, &phase);
+            s.spawn(move || {
+                let mut seq = 0;
+                loop {
+                    let now = phase.load(Ordering::Relaxed);
+                    if now == 2 {
+                        break;
+                    }
+                    write(w, seq);
+                    seq += 1;
+                    if now == 1 {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        std::thread::sleep(PAIR_WARM_UP);
+        phase.store(1, Ordering::Relaxed);
+        let started = Instant::now();
+        std::thread::sleep(PAIR_MEASURE);
+        // Writes that end after this are not counted.
+        let done = counted.load(Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        phase.store(2, Ordering::Relaxed);
+        done as f64 / elapsed.as_secs_f64()
+    })
+}
+
+fn raw_side(values: &[Vec<u8>]) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = open_raw(&dir);
+    writes_per_second(&|w, seq| raw_put(&db, time_key(w, seq), &values[w]))
+}
+
+fn engine_side(values: &[Vec<u8>]) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = open_engine(&dir, 1);
+    let tenants = writer_tenants(&storage, PAIR_WRITERS);
+    let rate = writes_per_second(&|w, seq| {
+        engine_put(&storage, tenants[w], time_key(w, seq), &values[w]);
+    });
+    storage.close().expect("close");
+    rate
+}
+
+/// The engine side with the writers as tokio tasks (as the HTTP server submits), for as long
+/// as the thread sides run.
+fn engine_tasks_side(values: &[Vec<u8>]) -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = open_engine(&dir, 1);
+    let tenants = writer_tenants(&storage, PAIR_WRITERS);
+    let counted = std::sync::Arc::new(AtomicU64::new(0));
+    let phase = std::sync::Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..PAIR_WRITERS)
+        .map(|w| {
+            let (storage, tenant, value) = (storage.clone(), tenants[w], values[w].clone());
+            let (counted, phase) = (counted.clone(), phase.clone());
+            runtime.spawn(async move {
+                let mut seq = 0;
+                loop {
+                    let now = phase.load(Ordering::Relaxed);
+                    if now == 2 {
+                        break;
+                    }
+                    storage
+                        .execute(BenchCommand::Put {
+                            tenant,
+                            key: time_key(w, seq),
+                            data: value.clone(),
+                        })
+                        .await
+                        .expect("execute");
+                    seq += 1;
+                    if now == 1 {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(PAIR_WARM_UP);
+    phase.store(1, Ordering::Relaxed);
+    let started = Instant::now();
+    std::thread::sleep(PAIR_MEASURE);
+    let done = counted.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    phase.store(2, Ordering::Relaxed);
+    runtime.block_on(async {
+        for task in tasks {
+            task.await.expect("writer task");
+        }
+    });
+    storage.close().expect("close");
+    done as f64 / elapsed.as_secs_f64()
+}
+
+/// `--pairs`: rounds of plain redb, the engine with 64 writer threads and the engine with 64
+/// writer tasks, back to back, the order rotating from round to round; prints each round's
+/// ratios and their medians. One round's sides see nearly the same machine, so the ratio of a
+/// round is steadier than the ratio of two criterion groups, and the median drops the rounds a
+/// burst of other load spoilt.
+fn paired_rounds() {
+    let values: Vec<Vec<u8>> = (0..PAIR_WRITERS).map(writer_value).collect();
+    let mut threads = Vec::with_capacity(PAIR_ROUNDS);
+    let mut tasks = Vec::with_capacity(PAIR_ROUNDS);
+    for round in 0..PAIR_ROUNDS {
+        let mut rates = [0.0f64; 3];
+        for i in 0..3 {
+            let side = (round + i) % 3;
+            rates[side] = match side {
+                0 => raw_side(&values),
+                1 => engine_side(&values),
+                _ => engine_tasks_side(&values),
+            };
+        }
+        let [raw, engine, engine_tasks] = rates;
+        threads.push(engine / raw);
+        tasks.push(engine_tasks / raw);
+        eprintln!(
+            "pairs round {}: raw_redb/64 {raw:.0}/s, engine_1shard/64 {engine:.0}/s ({:.1}x), engine_1shard_tasks/64 {engine_tasks:.0}/s ({:.1}x)",
+            round + 1,
+            engine / raw,
+            engine_tasks / raw,
+        );
+    }
+    for (name, mut ratios) in [
+        ("engine_1shard/64", threads),
+        ("engine_1shard_tasks/64", tasks),
+    ] {
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "pairs: {name}: median ratio {:.1}x (min {:.1}x, max {:.1}x) over {PAIR_ROUNDS} rounds",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
     targets = reads, single_durable_write, group_commit
 }
-criterion_main!(benches);
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--pairs") {
+        paired_rounds();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
