@@ -17,8 +17,8 @@
 //!
 //! Coalesced redb commits: the redb write transaction stays open across batches and is
 //! committed with `Durability::None` (which makes it visible to redb readers, without the
-//! scattered page writes and sync of a durable redb commit) only when no operation is waiting
-//! after a batch, or when it holds [`REDB_COMMIT_BATCHES_MAX`] batches,
+//! scattered page writes and sync of a durable redb commit) only when no operation arrived for
+//! [`REDB_COMMIT_IDLE`] after a batch, or when it holds [`REDB_COMMIT_BATCHES_MAX`] batches,
 //! [`REDB_COMMIT_BYTES_MAX`] bytes of rows, or is [`REDB_COMMIT_INTERVAL_MAX`] old. Each redb
 //! commit copies every page it changed, and under load consecutive batches change the same
 //! pages (the same tenants' leaves, the change log's tail, the branches above them): one commit
@@ -74,8 +74,12 @@ const REPLY_INLINE_MAX: usize = 2;
 const REDB_COMMIT_BATCHES_MAX: usize = 16;
 /// ... or this many bytes of changed rows (what readers hold in the overlay meanwhile) ...
 const REDB_COMMIT_BYTES_MAX: usize = 8 << 20;
-/// ... or its first batch is this old, or no operation is waiting after a batch.
+/// ... or its first batch is this old ...
 const REDB_COMMIT_INTERVAL_MAX: Duration = Duration::from_millis(20);
+/// ... or no operation arrived for this long after a batch. Not at once when the queue is
+/// empty: the callers just answered are about to submit again (a lone caller too), and a
+/// commit between two batches delays the next one.
+const REDB_COMMIT_IDLE: Duration = Duration::from_micros(500);
 
 /// How often an idle writer looks whether a checkpoint's sync is done.
 const CHECKPOINT_POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -343,7 +347,7 @@ impl Writer {
                 }
             }
             self.run_batch(&mut batch, replier.as_ref());
-            self.commit_open_if_due(!rx.is_empty());
+            self.commit_open_if_due(false);
             self.poll_checkpoint();
             if self.checkpoint_due() {
                 self.checkpoint_or_fail();
@@ -376,10 +380,17 @@ impl Writer {
                 (None, Some(since)) => Some(since + self.limits.checkpoint_interval),
                 (None, None) => None,
             };
+            // An open transaction is committed once the writer has been idle for a moment.
+            let deadline = match (&self.open, deadline) {
+                (Some(_), Some(deadline)) => Some(deadline.min(Instant::now() + REDB_COMMIT_IDLE)),
+                (Some(_), None) => Some(Instant::now() + REDB_COMMIT_IDLE),
+                (None, deadline) => deadline,
+            };
             let received = match deadline {
                 Some(deadline) => match rx.recv_deadline(deadline) {
                     Ok(op) => Some(op),
                     Err(RecvTimeoutError::Timeout) => {
+                        self.commit_open_if_due(true);
                         self.poll_checkpoint();
                         if self.checkpoint_due() {
                             self.checkpoint_or_fail();
@@ -493,13 +504,13 @@ impl Writer {
     }
 
     /// Commits the open transaction (without a sync: the log holds its batches) when it holds
-    /// enough, is old enough, or nothing else is waiting. A failure fails the shard: its
+    /// enough, is old enough, or the writer is `idle`. A failure fails the shard: its
     /// batches are acknowledged, and the log replays them at the next open.
-    fn commit_open_if_due(&mut self, more_pending: bool) {
+    fn commit_open_if_due(&mut self, idle: bool) {
         let Some(open) = &self.open else {
             return;
         };
-        if more_pending
+        if !idle
             && open.batches < REDB_COMMIT_BATCHES_MAX
             && open.bytes < REDB_COMMIT_BYTES_MAX
             && open.since.elapsed() < REDB_COMMIT_INTERVAL_MAX
