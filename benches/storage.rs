@@ -595,7 +595,7 @@ const PAIR_WRITERS: usize = 64;
 /// measurement are over; returns the writes per second of the measurement.
 fn writes_per_second(write: &(dyn Fn(usize, u64) + Sync)) -> f64 {
     let counted = AtomicU64::new(0);
-    let phase = AtomicU64::new(0); // 0 warm-up, 1 measuring, 2 stop
+    let phase = AtomicU64::new(0); // see `measure`
     std::thread::scope(|s| {
         for w in 0..PAIR_WRITERS {
             let (counted, phase) = (&counted, &phase);
@@ -614,16 +614,23 @@ fn writes_per_second(write: &(dyn Fn(usize, u64) + Sync)) -> f64 {
                 }
             });
         }
-        std::thread::sleep(PAIR_WARM_UP);
-        phase.store(1, Ordering::Relaxed);
-        let started = Instant::now();
-        std::thread::sleep(PAIR_MEASURE);
-        // Writes that end after this are not counted.
-        let done = counted.load(Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        phase.store(2, Ordering::Relaxed);
-        done as f64 / elapsed.as_secs_f64()
+        measure(&counted, &phase)
     })
+}
+
+/// While writers run (they read `phase`: 0 warm-up, 1 measuring, 2 stop; and add each write
+/// that started while measuring to `counted`): waits out the warm-up, measures, tells them to
+/// stop, and returns the writes per second of the measurement.
+fn measure(counted: &AtomicU64, phase: &AtomicU64) -> f64 {
+    std::thread::sleep(PAIR_WARM_UP);
+    phase.store(1, Ordering::Relaxed);
+    let started = Instant::now();
+    std::thread::sleep(PAIR_MEASURE);
+    // Writes that end after this are not counted.
+    let done = counted.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    phase.store(2, Ordering::Relaxed);
+    done as f64 / elapsed.as_secs_f64()
 }
 
 fn raw_side(values: &[Vec<u8>]) -> f64 {
@@ -683,20 +690,14 @@ fn engine_tasks_side(values: &[Vec<u8>]) -> f64 {
             })
         })
         .collect();
-    std::thread::sleep(PAIR_WARM_UP);
-    phase.store(1, Ordering::Relaxed);
-    let started = Instant::now();
-    std::thread::sleep(PAIR_MEASURE);
-    let done = counted.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    phase.store(2, Ordering::Relaxed);
+    let rate = measure(&counted, &phase);
     runtime.block_on(async {
         for task in tasks {
             task.await.expect("writer task");
         }
     });
     storage.close().expect("close");
-    done as f64 / elapsed.as_secs_f64()
+    rate
 }
 
 /// `--pairs`: rounds of plain redb, the engine with 64 writer threads and the engine with 64
