@@ -22,6 +22,7 @@ use crate::query::{
     ProductHit, ProductQuery, ProductResults, VendorHit, VendorQuery, VendorResults,
 };
 use crate::schema::{self, Fields};
+use crate::stats::{TenantStatistics, TotalsCache};
 use crate::{plan, suggest};
 
 /// Bounds of [`IndexConfig::writer_heap_bytes`]. Tantivy needs at least 15 MB per indexing
@@ -123,6 +124,8 @@ pub struct ShardIndex {
     staged: AtomicBool,
     committed_lsn: AtomicU64,
     analyzer: TextAnalyzer,
+    /// Per-tenant BM25 totals of the current searcher generation.
+    scope_totals: TotalsCache,
     config: IndexConfig,
 }
 
@@ -189,6 +192,7 @@ impl ShardIndex {
             staged: AtomicBool::new(false),
             committed_lsn: AtomicU64::new(committed_lsn),
             analyzer: schema::text_analyzer(),
+            scope_totals: TotalsCache::default(),
             config,
         })
     }
@@ -367,7 +371,13 @@ impl ShardIndex {
             return Ok(ProductResults::default());
         }
         let searcher = self.searcher();
-        let (tantivy_query, scope_check) = plan::product_query(&searcher, &self.fields, q, &text)?;
+        let stats = TenantStatistics::new(
+            &searcher,
+            &self.fields,
+            &docs::product_scope(q.tenant),
+            &self.scope_totals,
+        )?;
+        let (tantivy_query, scope_check) = plan::product_query(&stats, &self.fields, q, &text)?;
         let mut band_edges = q.price_bands.clone();
         band_edges.sort_unstable();
         band_edges.dedup();
@@ -382,7 +392,8 @@ impl ShardIndex {
             customer_group: q.customer_group_id,
             scope: scope_check.collector_scope(),
         };
-        let fruit = searcher.search(&*tantivy_query, &collector)?;
+        let fruit =
+            searcher.search_with_statistics_provider(&*tantivy_query, &collector, &stats)?;
 
         let mut highlighter = q.highlight.then(|| Highlighter::new(&text));
         let mut hits = Vec::with_capacity(q.limit);
@@ -454,8 +465,14 @@ impl ShardIndex {
             return Ok(VendorResults::default());
         }
         let searcher = self.searcher();
+        let stats = TenantStatistics::new(
+            &searcher,
+            &self.fields,
+            &docs::vendor_scope(q.tenant),
+            &self.scope_totals,
+        )?;
         let (tantivy_query, scope_check) =
-            plan::vendor_query(&searcher, &self.fields, q.tenant, &text)?;
+            plan::vendor_query(&stats, &self.fields, q.tenant, &text)?;
         let collector = ProductCollector {
             sort: query::ProductSort::Relevance,
             keep: q.offset + q.limit,
@@ -467,7 +484,8 @@ impl ShardIndex {
             customer_group: None,
             scope: scope_check.collector_scope(),
         };
-        let fruit = searcher.search(&*tantivy_query, &collector)?;
+        let fruit =
+            searcher.search_with_statistics_provider(&*tantivy_query, &collector, &stats)?;
         let mut highlighter = Highlighter::new(&text);
         let mut hits = Vec::with_capacity(q.limit);
         for candidate in fruit.top.into_iter().skip(q.offset) {
