@@ -86,8 +86,8 @@ pub use query::{
     VendorResults,
 };
 pub use shard::{
-    APPLY_OPS_MAX, IndexConfig, ProductCounters, REFRESH_INTERVAL_MAX, REFRESH_INTERVAL_MIN,
-    ShardIndex, WRITER_HEAP_BYTES_MAX, WRITER_HEAP_BYTES_MIN,
+    APPLY_OPS_MAX, IndexConfig, ProductCounters, ShardIndex, WRITER_HEAP_BYTES_MAX,
+    WRITER_HEAP_BYTES_MIN,
 };
 pub use suggest::SUGGEST_SCAN_TERMS_MAX;
 

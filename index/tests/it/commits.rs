@@ -1,7 +1,5 @@
 //! Commits: visibility, the LSN payload across reopen, upserts and deletes, bounded segments.
 
-use std::time::Duration;
-
 use mercato_index::{IndexConfig, IndexError, IndexOp, ProductQuery, ProductSort, ShardIndex};
 
 use crate::support::{ids, open, product};
@@ -176,13 +174,6 @@ fn configuration_bounds_are_checked() {
             ..IndexConfig::default()
         }),
         "writer_heap_bytes"
-    );
-    assert_eq!(
-        refused(IndexConfig {
-            refresh_interval: Duration::ZERO,
-            ..IndexConfig::default()
-        }),
-        "refresh_interval"
     );
     ShardIndex::open(
         dir.path(),
