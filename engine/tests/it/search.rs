@@ -1066,6 +1066,7 @@ async fn the_writer_heap_setting_reaches_every_shard_index() {
         assert_eq!(shard.writer_heap_bytes, 48 << 20, "{shard:?}");
     }
     engine.shutdown().unwrap();
+    drop(engine);
     let engine = open(dir.path());
     engine.start_search(SearchConfig::default()).unwrap();
     for shard in &engine.search_status().unwrap() {
