@@ -43,24 +43,35 @@ enum Coverage {
     Partial,
 }
 
-fn coverage(segment: &SegmentReader, scope: &Term) -> tantivy::Result<Coverage> {
-    let scope_docs = segment.inverted_index(scope.field())?.doc_freq(scope)?;
-    Ok(if scope_docs == 0 {
+/// How `segment` holds `scope`, and the scope term's postings address there.
+fn segment_coverage(
+    segment: &SegmentReader,
+    scope: &Term,
+) -> tantivy::Result<(Coverage, Option<TermInfo>)> {
+    let info = segment
+        .inverted_index(scope.field())?
+        .get_term_info(scope)?;
+    let scope_docs = info.as_ref().map_or(0, |info| info.doc_freq);
+    let coverage = if scope_docs == 0 {
         Coverage::Absent
     } else if scope_docs == segment.max_doc() && !segment.has_deletes() {
         Coverage::Whole
     } else {
         Coverage::Partial
-    })
+    };
+    Ok((coverage, info))
 }
 
 fn scope_postings(
     segment: &SegmentReader,
     scope: &Term,
+    info: Option<&TermInfo>,
 ) -> tantivy::Result<Option<SegmentPostings>> {
-    Ok(segment
-        .inverted_index(scope.field())?
-        .read_postings(scope, IndexRecordOption::Basic)?)
+    let inverted = segment.inverted_index(scope.field())?;
+    Ok(match info {
+        Some(info) => Some(inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?),
+        None => inverted.read_postings(scope, IndexRecordOption::Basic)?,
+    })
 }
 
 /// Alive documents in both posting lists. The shorter list drives, the longer one seeks.
@@ -110,7 +121,8 @@ impl ScopeTotals {
         let mut docs = 0u64;
         let mut tokens: Vec<(Field, u64)> = fields.iter().map(|&field| (field, 0)).collect();
         for segment in searcher.segment_readers() {
-            match coverage(segment, scope)? {
+            let (coverage, info) = segment_coverage(segment, scope)?;
+            match coverage {
                 Coverage::Absent => {}
                 Coverage::Whole => {
                     docs += u64::from(segment.max_doc());
@@ -119,7 +131,7 @@ impl ScopeTotals {
                     }
                 }
                 Coverage::Partial => {
-                    let Some(mut postings) = scope_postings(segment, scope)? else {
+                    let Some(mut postings) = scope_postings(segment, scope, info.as_ref())? else {
                         continue;
                     };
                     let norms = tokens
@@ -188,7 +200,8 @@ pub(crate) struct TenantStatistics<'a> {
     searcher: &'a Searcher,
     scope: Term,
     totals: Arc<ScopeTotals>,
-    coverage: Vec<Coverage>,
+    /// Per segment: how it holds the scope, and where the scope's postings are.
+    coverage: Vec<(Coverage, Option<TermInfo>)>,
     doc_freqs: RefCell<HashMap<Term, u64>>,
 }
 
@@ -204,7 +217,7 @@ impl<'a> TenantStatistics<'a> {
         let coverage = searcher
             .segment_readers()
             .iter()
-            .map(|segment| coverage(segment, &scope_term))
+            .map(|segment| segment_coverage(segment, &scope_term))
             .collect::<tantivy::Result<_>>()?;
         Ok(TenantStatistics {
             searcher,
@@ -228,11 +241,13 @@ impl<'a> TenantStatistics<'a> {
         term_info: &TermInfo,
     ) -> tantivy::Result<u64> {
         let segment = &self.searcher.segment_readers()[ordinal];
-        match self.coverage[ordinal] {
+        let (coverage, scope_info) = &self.coverage[ordinal];
+        match coverage {
             Coverage::Absent => Ok(0),
             Coverage::Whole => Ok(u64::from(term_info.doc_freq)),
             Coverage::Partial => {
-                let Some(mut scope) = scope_postings(segment, &self.scope)? else {
+                let Some(mut scope) = scope_postings(segment, &self.scope, scope_info.as_ref())?
+                else {
                     return Ok(0);
                 };
                 let mut postings = segment
@@ -246,7 +261,7 @@ impl<'a> TenantStatistics<'a> {
     fn compute_doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
         let mut total = 0;
         for (ordinal, segment) in self.searcher.segment_readers().iter().enumerate() {
-            if self.coverage[ordinal] == Coverage::Absent {
+            if self.coverage[ordinal].0 == Coverage::Absent {
                 continue;
             }
             let Some(info) = segment.inverted_index(term.field())?.get_term_info(term)? else {
