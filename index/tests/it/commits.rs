@@ -164,14 +164,12 @@ fn configuration_bounds_are_checked() {
     assert_eq!(
         refused(IndexConfig {
             writer_heap_bytes: 1024,
-            ..IndexConfig::default()
         }),
         "writer_heap_bytes"
     );
     assert_eq!(
         refused(IndexConfig {
             writer_heap_bytes: 2 << 30,
-            ..IndexConfig::default()
         }),
         "writer_heap_bytes"
     );
@@ -179,7 +177,6 @@ fn configuration_bounds_are_checked() {
         dir.path(),
         IndexConfig {
             writer_heap_bytes: mercato_index::WRITER_HEAP_BYTES_MIN,
-            ..IndexConfig::default()
         },
     )
     .unwrap();
