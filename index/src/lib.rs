@@ -49,7 +49,9 @@
 //! another tenant's documents neither move a tenant's scores nor take its expansion slots.
 //! Known limit: field lengths are Tantivy's per-document field norms, exact up to 40 tokens
 //! and rounded down above, where a segment holds more than one tenant (a segment of one
-//! tenant uses its exact token count). No result, count or suggestion is ever taken from
+//! tenant uses its exact token count); the dictionary scan that finds expansion candidates
+//! reads at most [`EXPANSION_SCAN_MAX`] entries per segment and field, whoever's words they
+//! are. No result, count or suggestion is ever taken from
 //! another tenant.
 //!
 //! Architecture invariant: nothing here writes tenant data. Derived state is rebuilt from the

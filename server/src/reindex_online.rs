@@ -209,7 +209,9 @@ pub async fn run(options: &OnlineReindex) -> anyhow::Result<Vec<ShardRebuilt>> {
             if let Some(bar) = pending.remove(&shard) {
                 bar.finish_and_clear();
             }
-            let view = &now[&shard];
+            let Some(view) = now.get(&shard) else {
+                continue;
+            };
             done.push(ShardRebuilt {
                 shard,
                 generation: view.generation,
