@@ -16,6 +16,12 @@
 //! | `PRICE_LIST` | the product (group prices) |
 //! | `STOCK` | the product, if its `in_stock` flipped (at once) or its units sold moved (at the next sales refresh) |
 //!
+//! A manufacturer's vendor document is rebuilt when its `MANUFACTURERS` row changes, when one
+//! of its verification documents' row or extracted text changes (`DOCUMENTS`, `DOCUMENT_TEXT`),
+//! and when a document is added to it or deleted (`DOCUMENTS_BY_MANUFACTURER`, the only row
+//! left to name the owner of a deleted document). It carries the text of every document the
+//! manufacturer has, whatever the document's status: reviewers search pending ones.
+//!
 //! A `BucketDrop` entry removes every document of the tenants it names (their rows are gone from
 //! this shard); a `BucketImport` entry is handled row by row like a command's.
 
