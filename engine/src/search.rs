@@ -14,13 +14,15 @@
 //! - a product's document carries its manufacturer's name, its category's ancestors and path,
 //!   its customer-group prices (price lists) and whether any warehouse has units available;
 //!   a change to any of those rows re-indexes the products concerned (see `documents`);
-//! - manufacturers are indexed as vendor documents (name, country, verification status), for
-//!   reviewers and tenant admins;
+//! - manufacturers are indexed as vendor documents (name, country, verification status and the
+//!   extracted text of every verification document, pending ones included), for reviewers and
+//!   tenant admins;
 //! - per-tenant synonyms and stop words ([`SearchSettings`]) live in the tenant's shard (table
 //!   [`SEARCH_SETTINGS`], written by [`SearchAction::SetSettings`] through the ordinary write
 //!   path) and apply at query time, so changing them needs no re-indexing;
-//! - `units_sold` is 0 until the orders domain keeps a per-product sales counter: sorting by
-//!   best-selling then keeps relevance order.
+//! - `units_sold` is the product's units sold summed over its stock rows (warehouses); it is
+//!   re-indexed at [`SearchConfig::sales_refresh_interval`], so the best-selling order lags
+//!   sales by up to that interval.
 //!
 //! Start it with [`Engine::start_search`] after opening the engine; [`Engine::shutdown`] stops
 //! it. `mercato reindex` uses [`Engine::rebuild_search_index`] on a closed data directory;
@@ -56,7 +58,7 @@ use self::indexer::SearchService;
 use crate::accounts::{self, Permission, Principal, Role};
 use crate::command::{Applied, Ctx, Rejection, reject};
 use crate::money::{Currency, Money};
-use crate::tables::{Manufacturer, VerificationStatus};
+use crate::tables::{DocumentStatus, Manufacturer, VerificationStatus};
 use crate::{Action, CommandOutput, Engine, EngineError, catalog};
 use mercato_index::{ProductQuery, ShardIndex, VendorQuery};
 use mercato_storage::{Lsn, ShardId, StorageError, TenantReads};
@@ -212,7 +214,7 @@ impl From<Rejection> for SearchError {
 }
 
 /// Turns an index error into the engine's vocabulary: a malformed query is the caller's
-/// `InvalidField` (the server's 422 naming the field), anything else stays internal.
+/// `InvalidField` (the search routes answer 400 naming the field), anything else stays internal.
 fn query_error(error: IndexError) -> SearchError {
     match error {
         IndexError::InvalidQuery { field, reason } => Rejection::InvalidField {
@@ -493,6 +495,16 @@ pub struct VendorSearchHit {
     pub country: String,
     pub verification: VerificationStatus,
     pub snippet: Option<String>,
+    /// The vendor's verification documents (any status) whose extracted text holds a word the
+    /// query matches, in id order (empty for a blank query).
+    pub documents: Vec<MatchedDocument>,
+}
+
+/// A verification document whose text a vendor search matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchedDocument {
+    pub id: u64,
+    pub status: DocumentStatus,
 }
 
 /// A page of vendor hits.
@@ -715,7 +727,8 @@ impl Engine {
     }
 
     /// Searches the principal's tenant's vendors (manufacturers: name, country, verification
-    /// status, documents' text). Reviewers and tenant admins only ([`Permission::Review`]).
+    /// status, the extracted text of their verification documents, whatever the documents'
+    /// status); each hit names the documents whose text matched. Reviewers and tenant admins only ([`Permission::Review`]).
     /// Blocking.
     pub fn search_vendors(
         &self,
@@ -754,8 +767,24 @@ impl Engine {
                 limit,
             })
             .map_err(query_error)?;
+        let read = self.storage.read(tenant)?;
         let mut hits = Vec::with_capacity(found.hits.len());
         for hit in found.hits {
+            let vendor_documents = documents::vendor_documents(&read, hit.id)?;
+            let texts: Vec<&str> = vendor_documents
+                .iter()
+                .map(|(_, text)| text.as_str())
+                .collect();
+            let matched = index.texts_matching(text, &texts).map_err(query_error)?;
+            let documents = vendor_documents
+                .iter()
+                .zip(matched)
+                .filter(|(_, matched)| *matched)
+                .map(|((document, _), _)| MatchedDocument {
+                    id: document.id,
+                    status: document.status,
+                })
+                .collect();
             let Some(Manufacturer {
                 id,
                 name,
@@ -773,6 +802,7 @@ impl Engine {
                 country: country.as_str().to_owned(),
                 verification,
                 snippet: hit.snippet,
+                documents,
             });
         }
         Ok(VendorSearchResults {

@@ -924,7 +924,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let heap = (args.heap_mib * 1024 * 1024).min(WRITER_HEAP_BYTES_MAX);
     let bulk_config = IndexConfig {
         writer_heap_bytes: heap,
-        ..IndexConfig::default()
     };
     println!(
         "search_bench: {} products, {} tenant(s), writer heap {} MiB, {} cores",

@@ -58,6 +58,13 @@ impl Highlighter {
         })
     }
 
+    /// Whether some word of `text` is one the query matches.
+    pub fn any_match(&mut self, text: &str) -> bool {
+        schema::tokens(&mut self.analyzer, text)
+            .iter()
+            .any(|token| self.matches(token))
+    }
+
     fn generator(&mut self, field: Field, text: &str, max_bytes: usize) -> SnippetGenerator {
         let mut terms: BTreeMap<String, Score> = BTreeMap::new();
         for token in schema::tokens(&mut self.analyzer, text) {

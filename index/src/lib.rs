@@ -44,10 +44,15 @@
 //! top of the requested sort (`collector.rs`). `cargo run --release -p mercato-index --example
 //! search_bench` measures it on generated products (results in `docs/benchmarks.md`).
 //!
-//! Known limits: term statistics (BM25) and typo expansions are per shard index, not per
-//! tenant: another tenant's vocabulary can shift scores slightly and, for a word with more than
-//! [`EXPANSIONS_MAX`] near spellings, take expansion slots. No result, count or suggestion is
-//! ever taken from another tenant.
+//! Scores and typo and prefix expansions use the tenant's own term statistics (`stats.rs`):
+//! document count, document frequencies and field lengths of the tenant's documents only, so
+//! another tenant's documents neither move a tenant's scores nor take its expansion slots.
+//! Known limit: field lengths are Tantivy's per-document field norms, exact up to 40 tokens
+//! and rounded down above, where a segment holds more than one tenant (a segment of one
+//! tenant uses its exact token count); the dictionary scan that finds expansion candidates
+//! reads at most [`EXPANSION_SCAN_MAX`] entries per segment and field, whoever's words they
+//! are. No result, count or suggestion is ever taken from
+//! another tenant.
 //!
 //! Architecture invariant: nothing here writes tenant data. Derived state is rebuilt from the
 //! change log and the shards, never the other way round. Architecture invariant: every query
@@ -62,6 +67,7 @@ mod plan;
 mod query;
 mod schema;
 mod shard;
+mod stats;
 mod suggest;
 
 pub use docs::{
@@ -82,8 +88,8 @@ pub use query::{
     VendorResults,
 };
 pub use shard::{
-    APPLY_OPS_MAX, IndexConfig, ProductCounters, REFRESH_INTERVAL_MAX, REFRESH_INTERVAL_MIN,
-    ShardIndex, WRITER_HEAP_BYTES_MAX, WRITER_HEAP_BYTES_MIN,
+    APPLY_OPS_MAX, IndexConfig, ProductCounters, ShardIndex, WRITER_HEAP_BYTES_MAX,
+    WRITER_HEAP_BYTES_MIN,
 };
 pub use suggest::SUGGEST_SCAN_TERMS_MAX;
 

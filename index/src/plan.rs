@@ -3,14 +3,17 @@
 //! Matching: every unit must match (AND across units; within a unit, any alternative), in the
 //! name or the body. A single typed word matches exactly, with typos (distance by length), and,
 //! if it is the last word, as a prefix. Typos and prefixes are expanded here against the term
-//! dictionaries into at most [`EXPANSIONS_MAX`] real words (the most frequent), as term
-//! queries: their cost is that of those words' posting lists, and the typed word itself is not
-//! read twice. Filters (scope = tenant and kind, category, manufacturer, stock, attributes) are
-//! required clauses with a constant score of 0, so they never move the ranking.
+//! dictionaries into at most [`EXPANSIONS_MAX`] real words (the most frequent in the tenant's
+//! documents; words only other tenants use are left out), as term queries: their cost is that
+//! of those words' posting lists, and the typed word itself is not read twice. Filters (scope =
+//! tenant and kind, category, manufacturer, stock, attributes) are required clauses with a
+//! constant score of 0, so they never move the ranking.
 //!
-//! Ranking is BM25 on name (boosted) and body, plus boosts for an exact SKU match and an exact
-//! (normalized) name match, which put those documents first. Expanded words score a fraction
-//! of their BM25, below the exact word.
+//! Ranking is BM25 on name (boosted) and body with the tenant's own term statistics (the query
+//! runs with [`TenantStatistics`] as its statistics provider, whether the scope is checked in
+//! the query or in the collector), plus boosts for an exact SKU match and an exact (normalized)
+//! name match, which put those documents first. Expanded words score a fraction of their BM25,
+//! below the exact word.
 
 use std::collections::HashMap;
 
@@ -25,6 +28,7 @@ use crate::IndexError;
 use crate::docs::{attribute_pair, product_scope, vendor_scope};
 use crate::query::{Alternative, ParsedText, ProductQuery, Unit};
 use crate::schema::Fields;
+use crate::stats::TenantStatistics;
 
 /// A word in the name weighs this much more than in the body.
 const NAME_BOOST: f32 = 2.0;
@@ -70,9 +74,11 @@ fn word_clauses(fields: &Fields, word: &str, boost: f32) -> [Clause; 2] {
 }
 
 /// Dictionary words within the typo distance of `word` (or starting with it, for a prefix),
-/// other than `word`: the most frequent first, at most [`EXPANSIONS_MAX`].
+/// other than `word`, that occur in the tenant's documents: the most frequent in the tenant's
+/// documents first, at most [`EXPANSIONS_MAX`]. Frequencies are the tenant's (see
+/// [`crate::stats`]), so another tenant's vocabulary neither takes a slot nor orders them.
 fn expansions(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     alternative: &Alternative,
 ) -> Result<Vec<String>, IndexError> {
@@ -85,7 +91,7 @@ fn expansions(
     }
     .automaton()?;
     let mut found: HashMap<Vec<u8>, u64> = HashMap::new();
-    for segment in searcher.segment_readers() {
+    for (ordinal, segment) in stats.searcher().segment_readers().iter().enumerate() {
         for field in [fields.name, fields.body] {
             let inverted = segment.inverted_index(field)?;
             let mut stream = inverted.terms().search(&automaton).into_stream()?;
@@ -94,12 +100,13 @@ fn expansions(
                 read += 1;
                 let key = stream.key();
                 if key != word.as_bytes() {
-                    *found.entry(key.to_vec()).or_default() += u64::from(stream.value().doc_freq);
+                    let tenant_docs = stats.segment_doc_freq(ordinal, field, stream.value())?;
+                    *found.entry(key.to_vec()).or_default() += tenant_docs;
                 }
             }
         }
     }
-    let mut found: Vec<(Vec<u8>, u64)> = found.into_iter().collect();
+    let mut found: Vec<(Vec<u8>, u64)> = found.into_iter().filter(|(_, docs)| *docs > 0).collect();
     found.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(found
         .into_iter()
@@ -109,7 +116,7 @@ fn expansions(
 }
 
 fn alternative_query(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     alternative: &Alternative,
 ) -> Result<Box<dyn Query>, IndexError> {
@@ -130,7 +137,7 @@ fn alternative_query(
     let word = &alternative.words[0];
     let mut clauses: Vec<Clause> = word_clauses(fields, word, 1.0).into();
     if alternative.fuzzy_distance > 0 || alternative.prefix {
-        for expansion in expansions(searcher, fields, alternative)? {
+        for expansion in expansions(stats, fields, alternative)? {
             clauses.extend(word_clauses(fields, &expansion, EXPANSION_BOOST));
         }
     }
@@ -138,18 +145,18 @@ fn alternative_query(
 }
 
 fn unit_query(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     unit: &Unit,
 ) -> Result<Box<dyn Query>, IndexError> {
     if unit.alternatives.len() == 1 {
-        return alternative_query(searcher, fields, &unit.alternatives[0]);
+        return alternative_query(stats, fields, &unit.alternatives[0]);
     }
     let mut clauses = Vec::with_capacity(unit.alternatives.len());
     for alternative in &unit.alternatives {
         clauses.push((
             Occur::Should,
-            alternative_query(searcher, fields, alternative)?,
+            alternative_query(stats, fields, alternative)?,
         ));
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
@@ -205,7 +212,7 @@ fn scope_check(
 
 /// The scope filter (unless the collector checks it) and the text units.
 fn text_clauses(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     scope: &str,
     check: &ScopeCheck,
@@ -216,20 +223,21 @@ fn text_clauses(
         clauses.push(term_filter(Term::from_field_text(fields.scope, scope)));
     }
     for unit in &text.units {
-        clauses.push((Occur::Must, unit_query(searcher, fields, unit)?));
+        clauses.push((Occur::Must, unit_query(stats, fields, unit)?));
     }
     Ok(clauses)
 }
 
 pub(crate) fn product_query(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     query: &ProductQuery,
     text: &ParsedText,
 ) -> Result<(Box<dyn Query>, ScopeCheck), IndexError> {
+    let searcher = stats.searcher();
     let scope = product_scope(query.tenant);
     let check = scope_check(searcher, fields, &scope)?;
-    let mut clauses = text_clauses(searcher, fields, &scope, &check, text)?;
+    let mut clauses = text_clauses(stats, fields, &scope, &check, text)?;
     if !text.is_empty() {
         let mut exact = vec![
             (text.lowercase.as_str(), fields.sku_exact, SKU_EXACT_BOOST),
@@ -295,14 +303,14 @@ pub(crate) fn product_query(
 }
 
 pub(crate) fn vendor_query(
-    searcher: &Searcher,
+    stats: &TenantStatistics<'_>,
     fields: &Fields,
     tenant: u64,
     text: &ParsedText,
 ) -> Result<(Box<dyn Query>, ScopeCheck), IndexError> {
     let scope = vendor_scope(tenant);
-    let check = scope_check(searcher, fields, &scope)?;
-    let clauses = text_clauses(searcher, fields, &scope, &check, text)?;
+    let check = scope_check(stats.searcher(), fields, &scope)?;
+    let clauses = text_clauses(stats, fields, &scope, &check, text)?;
     Ok((boolean(clauses), check))
 }
 

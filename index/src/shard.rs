@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
@@ -22,6 +21,7 @@ use crate::query::{
     ProductHit, ProductQuery, ProductResults, VendorHit, VendorQuery, VendorResults,
 };
 use crate::schema::{self, Fields};
+use crate::stats::{TenantStatistics, TotalsCache};
 use crate::{plan, suggest};
 
 /// Bounds of [`IndexConfig::writer_heap_bytes`]. Tantivy needs at least 15 MB per indexing
@@ -33,9 +33,6 @@ const WRITER_HEAP_BYTES_PER_THREAD_MIN: usize = 32 * 1024 * 1024;
 const WRITER_THREADS_MAX: usize = 2;
 /// Threads that collect one query's segments in parallel.
 const SEARCH_THREADS_MAX: usize = 2;
-/// Bounds of [`IndexConfig::refresh_interval`].
-pub const REFRESH_INTERVAL_MIN: Duration = Duration::from_millis(10);
-pub const REFRESH_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// At most this many operations in one [`ShardIndex::apply`] call.
 pub const APPLY_OPS_MAX: usize = 100_000;
 
@@ -56,17 +53,12 @@ pub struct IndexConfig {
     /// Memory of the index writer: documents are buffered up to this much before a segment is
     /// flushed. Default 64 MiB; [`WRITER_HEAP_BYTES_MIN`]..=[`WRITER_HEAP_BYTES_MAX`].
     pub writer_heap_bytes: usize,
-    /// How often the indexer commits what it applied (the index does not commit by itself: the
-    /// change-log follower calls [`ShardIndex::commit`] at this pace). Default 250 ms;
-    /// [`REFRESH_INTERVAL_MIN`]..=[`REFRESH_INTERVAL_MAX`].
-    pub refresh_interval: Duration,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             writer_heap_bytes: 64 * 1024 * 1024,
-            refresh_interval: Duration::from_millis(250),
         }
     }
 }
@@ -79,15 +71,6 @@ impl IndexConfig {
                 reason: format!(
                     "{} is outside {WRITER_HEAP_BYTES_MIN}..={WRITER_HEAP_BYTES_MAX}",
                     self.writer_heap_bytes
-                ),
-            });
-        }
-        if !(REFRESH_INTERVAL_MIN..=REFRESH_INTERVAL_MAX).contains(&self.refresh_interval) {
-            return Err(IndexError::InvalidConfig {
-                field: "refresh_interval",
-                reason: format!(
-                    "{:?} is outside {REFRESH_INTERVAL_MIN:?}..={REFRESH_INTERVAL_MAX:?}",
-                    self.refresh_interval
                 ),
             });
         }
@@ -123,6 +106,8 @@ pub struct ShardIndex {
     staged: AtomicBool,
     committed_lsn: AtomicU64,
     analyzer: TextAnalyzer,
+    /// Per-tenant BM25 totals of the current searcher generation.
+    scope_totals: TotalsCache,
     config: IndexConfig,
 }
 
@@ -189,6 +174,7 @@ impl ShardIndex {
             staged: AtomicBool::new(false),
             committed_lsn: AtomicU64::new(committed_lsn),
             analyzer: schema::text_analyzer(),
+            scope_totals: TotalsCache::default(),
             config,
         })
     }
@@ -367,7 +353,13 @@ impl ShardIndex {
             return Ok(ProductResults::default());
         }
         let searcher = self.searcher();
-        let (tantivy_query, scope_check) = plan::product_query(&searcher, &self.fields, q, &text)?;
+        let stats = TenantStatistics::new(
+            &searcher,
+            &self.fields,
+            &docs::product_scope(q.tenant),
+            &self.scope_totals,
+        )?;
+        let (tantivy_query, scope_check) = plan::product_query(&stats, &self.fields, q, &text)?;
         let mut band_edges = q.price_bands.clone();
         band_edges.sort_unstable();
         band_edges.dedup();
@@ -382,7 +374,8 @@ impl ShardIndex {
             customer_group: q.customer_group_id,
             scope: scope_check.collector_scope(),
         };
-        let fruit = searcher.search(&*tantivy_query, &collector)?;
+        let fruit =
+            searcher.search_with_statistics_provider(&*tantivy_query, &collector, &stats)?;
 
         let mut highlighter = q.highlight.then(|| Highlighter::new(&text));
         let mut hits = Vec::with_capacity(q.limit);
@@ -454,8 +447,14 @@ impl ShardIndex {
             return Ok(VendorResults::default());
         }
         let searcher = self.searcher();
+        let stats = TenantStatistics::new(
+            &searcher,
+            &self.fields,
+            &docs::vendor_scope(q.tenant),
+            &self.scope_totals,
+        )?;
         let (tantivy_query, scope_check) =
-            plan::vendor_query(&searcher, &self.fields, q.tenant, &text)?;
+            plan::vendor_query(&stats, &self.fields, q.tenant, &text)?;
         let collector = ProductCollector {
             sort: query::ProductSort::Relevance,
             keep: q.offset + q.limit,
@@ -467,7 +466,8 @@ impl ShardIndex {
             customer_group: None,
             scope: scope_check.collector_scope(),
         };
-        let fruit = searcher.search(&*tantivy_query, &collector)?;
+        let fruit =
+            searcher.search_with_statistics_provider(&*tantivy_query, &collector, &stats)?;
         let mut highlighter = Highlighter::new(&text);
         let mut hits = Vec::with_capacity(q.limit);
         for candidate in fruit.top.into_iter().skip(q.offset) {
@@ -491,6 +491,22 @@ impl ShardIndex {
             total: fruit.total,
             hits,
         })
+    }
+
+    /// Which of `texts` hold a word that the vendor search `text` matches (exactly, with a
+    /// typo, or as a prefix of the last word: the rules of matching and highlighting). Tells
+    /// which of a vendor's documents a hit came from. A blank text matches none.
+    pub fn texts_matching(&self, text: &str, texts: &[&str]) -> Result<Vec<bool>, IndexError> {
+        let mut analyzer = self.analyzer.clone();
+        let parsed = query::parse_text(&mut analyzer, text, &[], &[])?;
+        if parsed.is_empty() {
+            return Ok(vec![false; texts.len()]);
+        }
+        let mut highlighter = Highlighter::new(&parsed);
+        Ok(texts
+            .iter()
+            .map(|candidate| highlighter.any_match(candidate))
+            .collect())
     }
 
     /// Live documents (products and vendors of every tenant) as of the last commit.

@@ -55,9 +55,10 @@ pub enum Command {
     /// placement as the demo buyer) and report throughput and latency percentiles.
     Loadgen(LoadgenArgs),
     /// Rebuild the search indexes from storage, with a progress bar. Each shard's new index is
-    /// built next to the old one and replaces it atomically once complete. Offline: refused
-    /// while a server has the data directory open (a running server rebuilds online with
-    /// `POST /v1/admin/reindex`, answering from the old index meanwhile).
+    /// built next to the old one and replaces it atomically once complete. Offline by default:
+    /// refused while a server has the data directory open. With --url and --token, asks that
+    /// running server to rebuild online (`POST /v1/admin/reindex`; it answers from the old
+    /// index meanwhile) and follows the rebuild until the new index is swapped in.
     Reindex(ReindexArgs),
 }
 
@@ -69,6 +70,21 @@ pub struct ReindexArgs {
     /// Only this shard (default: every shard).
     #[arg(long, value_name = "N")]
     pub shard: Option<u64>,
+    /// Base URL of a running server, such as http://127.0.0.1:8080: rebuild online there
+    /// instead of in a data directory.
+    #[arg(long, value_name = "URL", requires = "token", conflicts_with_all = ["config", "data_dir"])]
+    pub url: Option<String>,
+    /// The platform administrator's token (with --url).
+    #[arg(long, value_name = "TOKEN", requires = "url")]
+    pub token: Option<String>,
+    /// With --url: give up after this many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3_600,
+        requires = "url"
+    )]
+    pub timeout_secs: u64,
 }
 
 /// `mercato init`.
@@ -472,10 +488,49 @@ impl StorageCommand {
     }
 }
 
+/// `mercato reindex --url URL --token TOKEN`: an online rebuild on a running server.
+fn reindex_online(args: ReindexArgs, url: String, token: String) -> anyhow::Result<()> {
+    telemetry::init_logs(&LogConfig {
+        filter: REPORT_COMMAND_LOG_FILTER.to_owned(),
+        format: crate::config::LogFormat::Text,
+    })?;
+    let shard = args
+        .shard
+        .map(|value| {
+            u16::try_from(value)
+                .map_err(|_| anyhow::anyhow!("invalid --shard {value}: no such shard"))
+        })
+        .transpose()?;
+    let options = crate::reindex_online::OnlineReindex {
+        url: url.trim_end_matches('/').to_owned(),
+        token,
+        shard,
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(crate::reindex_online::run(&options));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    let rebuilt = outcome?;
+    let mut stdout = std::io::stdout().lock();
+    for shard in &rebuilt {
+        writeln!(
+            stdout,
+            "shard {}: generation {} swapped in ({} documents, lsn {})",
+            shard.shard, shard.generation, shard.documents, shard.lsn
+        )?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
 /// `mercato reindex`: rebuilds the chosen shards' search indexes one after the other.
-fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
+fn reindex(mut args: ReindexArgs) -> anyhow::Result<()> {
     use mercato_engine::search::{RebuildReport, SearchConfig};
     use mercato_engine::{Engine, ShardId};
+
+    if let (Some(url), Some(token)) = (args.url.take(), args.token.take()) {
+        return reindex_online(args, url, token);
+    }
 
     let config = args.source.load()?;
     telemetry::init_logs(&LogConfig {

@@ -18,6 +18,8 @@
 //! - [`tls`]: rustls configuration from PEM files or a self-signed certificate;
 //! - [`storage_admin`]: the offline `mercato storage ...` commands (status, verify, shards,
 //!   bucket moves, rebalance);
+//! - [`reindex_online`]: `mercato reindex --url`, an online rebuild of a running server's
+//!   search indexes followed with progress bars;
 //! - [`telemetry`]: tracing subscriber and Prometheus recorder.
 //!
 //! Architecture invariant: the engine knows nothing of HTTP; this crate converts between wire
@@ -54,6 +56,7 @@ pub mod demo;
 pub mod launch;
 pub mod loadgen;
 pub mod problem;
+pub mod reindex_online;
 pub mod routes;
 pub mod storage_admin;
 pub mod telemetry;

@@ -298,7 +298,8 @@ pub struct ProblemDoc {
     /// `unauthenticated`, `forbidden`, `rate_limited`, `payload_too_large`, ...) or, for 409, the
     /// specific conflict (`illegal_transition`, `duplicate_sku`, `idempotency_key_reused`, ...).
     pub code: String,
-    /// For `invalid_field`: the offending field.
+    /// For `invalid_field` (and `bad_request` for a query parameter of a search route): the
+    /// offending field.
     pub field: Option<String>,
     /// For `order_lines_rejected`: each offending line (0-based index) with its code.
     pub lines: Option<Vec<LineProblemDoc>>,

@@ -4,9 +4,13 @@
 //! offline with `mercato reindex`).
 
 use crate::api_support::{TenantWorld, World, assert_problem, base_price, world};
+use crate::api_verification::{form, upload};
 use crate::support::{
     EXIT_TIMEOUT, SpawnOptions, assert_refused, mercato, run_to_exit, spawn_app_with,
 };
+use mercato_engine::verification::actions::DAY_MS;
+use mercato_engine::verification::rules::DocumentType;
+use mercato_engine::verification::samples;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -259,7 +263,7 @@ async fn suggestions_complete_what_was_typed() {
         .get("/v1/search/suggest?q=cla&limit=11", &a.buyer.token)
         .await;
     assert_eq!(
-        assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        assert_problem(&bad, StatusCode::BAD_REQUEST, "bad_request")["field"],
         "limit"
     );
 }
@@ -455,7 +459,7 @@ async fn malformed_queries_are_plain_text_or_4xx_never_500() {
     ] {
         let (status, body) = search(&w, token, &format!("q={}", enc(text))).await;
         assert!(
-            status == StatusCode::OK || status == StatusCode::UNPROCESSABLE_ENTITY,
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
             "{text:?}: {status} {body}"
         );
         if status != StatusCode::OK {
@@ -464,7 +468,7 @@ async fn malformed_queries_are_plain_text_or_4xx_never_500() {
     }
     let long = search(&w, token, &format!("q={}", "x".repeat(600))).await;
     assert_eq!(
-        assert_problem(&long, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        assert_problem(&long, StatusCode::BAD_REQUEST, "bad_request")["field"],
         "q"
     );
     let many_words = (0..40)
@@ -473,8 +477,7 @@ async fn malformed_queries_are_plain_text_or_4xx_never_500() {
         .join(" ");
     let (status, body) = search(&w, token, &format!("q={}", enc(&many_words))).await;
     assert!(
-        status == StatusCode::OK
-            || (status == StatusCode::UNPROCESSABLE_ENTITY && body["field"] == "q"),
+        status == StatusCode::OK || (status == StatusCode::BAD_REQUEST && body["field"] == "q"),
         "{status} {body}"
     );
     for (query, field) in [
@@ -492,7 +495,7 @@ async fn malformed_queries_are_plain_text_or_4xx_never_500() {
     ] {
         let got = search(&w, token, query).await;
         assert_eq!(
-            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            assert_problem(&got, StatusCode::BAD_REQUEST, "bad_request")["field"],
             field,
             "{query}"
         );
@@ -507,7 +510,27 @@ async fn malformed_queries_are_plain_text_or_4xx_never_500() {
         )
         .await;
     assert_eq!(
-        assert_problem(&vendors, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        assert_problem(&vendors, StatusCode::BAD_REQUEST, "bad_request")["field"],
+        "q"
+    );
+    for (query, field) in [("limit=0", "limit"), ("offset=9990&limit=20", "offset")] {
+        let got = w
+            .get(
+                &format!("/v1/search/vendors?q=acme&{query}"),
+                &a.admin.token,
+            )
+            .await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::BAD_REQUEST, "bad_request")["field"],
+            field,
+            "{query}"
+        );
+    }
+    let suggest = w
+        .get(&format!("/v1/search/suggest?q={}", "z".repeat(600)), token)
+        .await;
+    assert_eq!(
+        assert_problem(&suggest, StatusCode::BAD_REQUEST, "bad_request")["field"],
         "q"
     );
 }
@@ -640,4 +663,193 @@ async fn mercato_reindex_rebuilds_offline_and_is_refused_while_a_server_runs() {
     );
     let (code, body) = search(&w, &w.a.buyer.token, "q=hammer").await;
     assert_eq!((code, body["total"].clone()), (StatusCode::OK, json!(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_in_review_finds_its_vendor_for_reviewers_only() {
+    let w = world().await;
+    let a = &w.a;
+    indexed(&w, a).await;
+    let today = (mercato_engine::now_ms() / DAY_MS) as i64;
+    let spec = samples::sample_spec(
+        77,
+        DocumentType::BusinessRegistration,
+        "Acme Tools GmbH",
+        *b"NL",
+        today,
+    );
+    let number = spec.registration_number.clone();
+    let path = format!("/v1/search/vendors?q={}", enc(&number));
+    let (status, before) = w.get(&path, &a.reviewer.token).await;
+    assert_eq!(
+        (status, before["total"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+
+    // Documents of type `other` always wait for a reviewer.
+    let (status, uploaded) = upload(
+        &w,
+        &a.manufacturer_user.token,
+        a.manufacturer_id,
+        form("other", "registration.pdf", &samples::pdf(&spec)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+    let document_id = uploaded["id"].as_u64().expect("document id");
+    let deadline = Instant::now() + INDEXED_WITHIN;
+    loop {
+        let (status, document) = w
+            .get(
+                &format!("/v1/documents/{document_id}"),
+                &a.manufacturer_user.token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{document}");
+        if document["status"] != "processing" {
+            assert_eq!(document["status"], "in_review", "{document}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not decided: {document}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let deadline = Instant::now() + INDEXED_WITHIN;
+    let found = loop {
+        let (status, body) = w.get(&path, &a.reviewer.token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["total"] == 1 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "vendor never found: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let hit = &found["items"][0];
+    assert_eq!(hit["id"], a.manufacturer_id, "{found}");
+    assert_eq!(
+        hit["documents"],
+        json!([{"id": document_id, "status": "in_review"}]),
+        "{found}"
+    );
+    // A vendor without documents lists none.
+    let (_, other) = w.get("/v1/search/vendors?q=borealis", &a.admin.token).await;
+    assert_eq!(other["items"][0]["documents"], json!([]), "{other}");
+    // A buyer may not search vendors.
+    let refused = w.get(&path, &a.buyer.token).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_acknowledged_before_kill_9_is_searchable_after_the_restart() {
+    let mut w = world().await;
+    indexed(&w, &w.a).await;
+    let data_dir = w.app.data_dir.clone();
+    w.app.signal("TERM");
+    assert!(w.app.wait_exit(EXIT_TIMEOUT).success());
+    // The longest refresh interval: after its start-up catch-up the indexer does not look at
+    // the change log again for 10 s, so what is written now is in storage and not in the
+    // index when the process dies.
+    w.app = spawn_app_with(SpawnOptions {
+        data_dir: Some(data_dir.clone()),
+        env: vec![(
+            "MERCATO_SEARCH_REFRESH_INTERVAL_MS".to_owned(),
+            "10000".to_owned(),
+        )],
+        ..SpawnOptions::default()
+    });
+    w.client = w.app.client();
+    let admin = w.a.admin.token.clone();
+    let (status, product) = w
+        .post(
+            "/v1/products",
+            &admin,
+            json!({
+                "manufacturer_id": w.a.manufacturer_id,
+                "sku": "CRASH-1",
+                "name": "Titanium pry bar",
+                "description": "Written just before the crash",
+                "base_price": {"minor": 4_200},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    let (status, active) = w
+        .put(
+            &format!("/v1/products/{}/status", product["id"]),
+            &admin,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    let (status, before) = search(&w, &w.a.buyer.token, "q=titanium").await;
+    assert_eq!(
+        (status, before["total"].clone()),
+        (StatusCode::OK, json!(0)),
+        "not indexed yet when the process dies: {before}"
+    );
+    w.app.signal("KILL");
+    w.app.wait_exit(EXIT_TIMEOUT);
+
+    // Restarted with the default refresh interval: the indexer resumes from the LSN of its
+    // last commit, which is before the product's entries.
+    w.app = spawn_app_with(SpawnOptions {
+        data_dir: Some(data_dir),
+        ..SpawnOptions::default()
+    });
+    w.client = w.app.client();
+    let found = search_until(&w, &w.a.buyer.token, "q=titanium", |b| b["total"] == 1).await;
+    assert_eq!(found["items"][0]["sku"], "CRASH-1", "{found}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mercato_reindex_url_rebuilds_a_running_server_and_follows_it_to_the_swap() {
+    let w = world().await;
+    indexed(&w, &w.a).await;
+    let (_, before) = w.get("/v1/admin/search", &w.platform_token).await;
+    let shards = before["shards"].as_array().expect("shards").clone();
+    assert!(!shards.is_empty(), "{before}");
+    assert!(shards.iter().all(|s| s["generation"] == 1), "{before}");
+    assert!(
+        shards.iter().all(|s| s.get("rebuild_progress").is_none()),
+        "{before}"
+    );
+
+    let online = |token: String| {
+        let url = w.app.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = mercato();
+            command.args(["reindex", "--url", &url, "--token", &token]);
+            run_to_exit(command)
+        })
+    };
+    // Only the platform token may ask.
+    let refused = online(w.a.admin.token.clone()).await.expect("join");
+    assert_refused(&refused, "403");
+
+    let finished = online(w.platform_token.clone()).await.expect("join");
+    assert!(finished.status.success(), "stderr:\n{}", finished.stderr);
+    let swapped: Vec<&str> = finished
+        .stdout
+        .lines()
+        .filter(|line| line.contains("generation 2 swapped in"))
+        .collect();
+    assert_eq!(swapped.len(), shards.len(), "stdout:\n{}", finished.stdout);
+
+    // The swap happened before the command returned; the status keeps the last progress.
+    let (_, after) = w.get("/v1/admin/search", &w.platform_token).await;
+    let after_shards = after["shards"].as_array().expect("shards");
+    let mut products = 0;
+    for shard in after_shards {
+        assert_eq!(shard["generation"], 2, "{after}");
+        assert_eq!(shard["rebuilds_completed"], 1, "{after}");
+        assert_eq!(shard["rebuilding"], false, "{after}");
+        let progress = &shard["rebuild_progress"];
+        assert_eq!(
+            progress["tenants_done"], progress["tenants_total"],
+            "{after}"
+        );
+        products += progress["products_indexed"].as_u64().expect("products");
+    }
+    assert_eq!(products, 10, "both tenants' products: {after}");
+    let (status, body) = search(&w, &w.a.buyer.token, "q=hammer").await;
+    assert_eq!((status, body["total"].clone()), (StatusCode::OK, json!(5)));
 }

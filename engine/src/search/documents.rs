@@ -16,16 +16,21 @@
 //! | `PRICE_LIST` | the product (group prices) |
 //! | `STOCK` | the product, if its `in_stock` flipped (at once) or its units sold moved (at the next sales refresh) |
 //!
+//! A manufacturer's vendor document is rebuilt when its `MANUFACTURERS` row changes, when one
+//! of its verification documents' row or extracted text changes (`DOCUMENTS`, `DOCUMENT_TEXT`),
+//! and when a document is added to it or deleted (`DOCUMENTS_BY_MANUFACTURER`, the only row
+//! left to name the owner of a deleted document). It carries the text of every document the
+//! manufacturer has, whatever the document's status: reviewers search pending ones.
+//!
 //! A `BucketDrop` entry removes every document of the tenants it names (their rows are gone from
 //! this shard); a `BucketImport` entry is handled row by row like a command's.
 
 use crate::catalog;
 use crate::platform::PLATFORM_TENANT;
 use crate::tables::{
-    CATEGORIES, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, DocumentStatus, MANUFACTURERS,
-    Manufacturer, PRICE_LIST, PRICE_LIST_BY_PRODUCT, PRODUCTS, PRODUCTS_BY_CATEGORY,
-    PRODUCTS_BY_MANUFACTURER, PRODUCTS_BY_STATUS, Product, ProductStatus, STOCK, TENANT_REGISTRY,
-    VerificationStatus,
+    CATEGORIES, DOCUMENT_TEXT, DOCUMENTS, DOCUMENTS_BY_MANUFACTURER, MANUFACTURERS, Manufacturer,
+    PRICE_LIST, PRICE_LIST_BY_PRODUCT, PRODUCTS, PRODUCTS_BY_CATEGORY, PRODUCTS_BY_MANUFACTURER,
+    PRODUCTS_BY_STATUS, Product, ProductStatus, STOCK, TENANT_REGISTRY, VerificationStatus,
 };
 use mercato_index::{IndexOp, ProductCounters, ProductDoc, VendorDoc};
 use mercato_storage::keys::decode_exact;
@@ -56,6 +61,9 @@ pub(crate) struct Stale {
     /// Verification documents whose status or text changed: their manufacturer's vendor
     /// document (not its products) is rebuilt.
     pub documents: BTreeSet<u64>,
+    /// Manufacturers that gained or lost a verification document (a deleted document has no
+    /// row left to name its owner): their vendor document is rebuilt.
+    pub vendors: BTreeSet<u64>,
 }
 
 impl Stale {
@@ -65,6 +73,7 @@ impl Stale {
             && self.manufacturers.is_empty()
             && self.categories.is_empty()
             && self.documents.is_empty()
+            && self.vendors.is_empty()
     }
 }
 
@@ -146,6 +155,14 @@ impl PageWork {
                     .or_insert_with(stale)
                     .products
                     .insert(product);
+            }
+        } else if table == DOCUMENTS_BY_MANUFACTURER.id {
+            if let Ok((manufacturer, _document)) = decode_exact::<(u64, u64)>(key) {
+                self.stale
+                    .entry(tenant)
+                    .or_insert_with(stale)
+                    .vendors
+                    .insert(manufacturer);
             }
         } else if table == DOCUMENTS.id || table == DOCUMENT_TEXT.id {
             if let Ok(id) = decode_exact::<u64>(key) {
@@ -317,33 +334,31 @@ impl<'r> DocBuilder<'r> {
         })
     }
 
-    /// The extracted text of a manufacturer's approved verification documents, joined, at
-    /// most [`VENDOR_TEXT_BYTES_MAX`] bytes (the index cuts it further).
+    /// The extracted text of every verification document of a manufacturer (whatever its
+    /// status: reviewers search pending documents too), joined, at most
+    /// [`VENDOR_TEXT_BYTES_MAX`] bytes (the index cuts it further). A deleted document has no
+    /// row and no text any more.
     pub(crate) fn vendor_text(&self, id: u64) -> Result<String, StorageError> {
         let mut text = String::new();
-        let rows = self.read.scan(
-            &DOCUMENTS_BY_MANUFACTURER,
-            &id,
-            None,
-            crate::verification::actions::DOCUMENTS_PER_MANUFACTURER_MAX,
-        )?;
-        for ((_, document_id), _) in rows {
+        for (_, part) in self.vendor_documents(id)? {
             if text.len() >= VENDOR_TEXT_BYTES_MAX {
                 break;
             }
-            let approved = self
-                .read
-                .get(&DOCUMENTS, &document_id)?
-                .is_some_and(|d| d.status == DocumentStatus::Approved);
-            if approved && let Some(part) = self.read.get(&DOCUMENT_TEXT, &document_id)? {
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                let room = VENDOR_TEXT_BYTES_MAX - text.len().min(VENDOR_TEXT_BYTES_MAX);
-                text.push_str(&crate::verification::actions::truncate(&part.0, room));
+            if !text.is_empty() {
+                text.push('\n');
             }
+            let room = VENDOR_TEXT_BYTES_MAX - text.len().min(VENDOR_TEXT_BYTES_MAX);
+            text.push_str(&crate::verification::actions::truncate(&part, room));
         }
         Ok(text)
+    }
+
+    /// A manufacturer's verification documents that have extracted text, with that text.
+    pub(crate) fn vendor_documents(
+        &self,
+        id: u64,
+    ) -> Result<Vec<(crate::tables::Document, String)>, StorageError> {
+        vendor_documents(self.read, id)
     }
 
     /// The manufacturer a verification document belongs to, if it still exists.
@@ -432,6 +447,30 @@ pub(crate) const VENDOR_TEXT_BYTES_MAX: usize = 256 * 1024;
 
 /// A manufacturer's vendor document: its profile and the text of its approved verification
 /// documents ([`DocBuilder::vendor_text`]).
+/// Manufacturer `id`'s verification documents (any status) that have extracted text, with the
+/// text, in document id order.
+pub(crate) fn vendor_documents(
+    read: &TenantRead,
+    id: u64,
+) -> Result<Vec<(crate::tables::Document, String)>, StorageError> {
+    let rows = read.scan(
+        &DOCUMENTS_BY_MANUFACTURER,
+        &id,
+        None,
+        crate::verification::actions::DOCUMENTS_PER_MANUFACTURER_MAX,
+    )?;
+    let mut documents = Vec::with_capacity(rows.len());
+    for ((_, document_id), _) in rows {
+        let Some(document) = read.get(&DOCUMENTS, &document_id)? else {
+            continue;
+        };
+        if let Some(text) = read.get(&DOCUMENT_TEXT, &document_id)? {
+            documents.push((document, text.0));
+        }
+    }
+    Ok(documents)
+}
+
 pub(crate) fn vendor_doc(tenant: u64, m: &Manufacturer, text: String) -> VendorDoc {
     VendorDoc {
         tenant,
@@ -549,7 +588,12 @@ pub(crate) fn resolve_stale(
         ops.push(builder.vendor_op(m)?);
         products.extend(builder.products_of_manufacturer(m)?);
     }
-    let mut vendors = BTreeSet::new();
+    let mut vendors: BTreeSet<u64> = stale
+        .vendors
+        .iter()
+        .copied()
+        .filter(|m| !stale.manufacturers.contains(m))
+        .collect();
     for &document in &stale.documents {
         if let Some(m) = builder.document_owner(document)?
             && !stale.manufacturers.contains(&m)

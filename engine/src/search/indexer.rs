@@ -60,7 +60,6 @@ const GENERATION_PREFIX: &str = "gen-";
 fn index_config(config: &SearchConfig) -> IndexConfig {
     IndexConfig {
         writer_heap_bytes: config.writer_heap_bytes,
-        refresh_interval: config.refresh_interval,
     }
 }
 
@@ -503,6 +502,11 @@ pub struct ShardSearchStatus {
     pub stock_changes: StockOutcomes,
     /// Products waiting for the next sales refresh.
     pub sales_refresh_pending: u64,
+    /// The latest progress of the running online rebuild, or of the last one since the engine
+    /// started search (`None` before the first).
+    pub rebuild_progress: Option<RebuildProgress>,
+    /// The live index's Tantivy writer heap ([`super::SearchConfig::writer_heap_bytes`]).
+    pub writer_heap_bytes: usize,
 }
 
 /// An open index generation and its number.
@@ -529,6 +533,8 @@ pub(crate) struct ShardSlot {
     last_error: Mutex<Option<String>>,
     /// Published by the follower after each page: its stock outcomes and pending refreshes.
     counters: Mutex<(StockOutcomes, u64)>,
+    /// The latest progress of the running (or last) online rebuild.
+    rebuild_progress: Mutex<Option<RebuildProgress>>,
 }
 
 impl ShardSlot {
@@ -561,9 +567,11 @@ impl ShardSlot {
             rebuilding: self.rebuilding.load(Ordering::Acquire)
                 || self.rebuild_requested.load(Ordering::Acquire),
             rebuilds_completed: self.rebuilds_completed.load(Ordering::Acquire),
+            rebuild_progress: *self.rebuild_progress.lock(),
             last_error: self.last_error.lock().clone(),
             stock_changes,
             sales_refresh_pending,
+            writer_heap_bytes: index.config().writer_heap_bytes,
         }
     }
 
@@ -624,6 +632,7 @@ impl SearchService {
                     handover: Mutex::new(None),
                     last_error: Mutex::new(None),
                     counters: Mutex::new((StockOutcomes::default(), 0)),
+                    rebuild_progress: Mutex::new(None),
                 }),
             );
         }
@@ -758,9 +767,11 @@ impl Follower {
                     Err(in_use) => retired.push((in_use, generation)),
                 }
             }
-            if rebuild_thread.is_none() && self.slot.rebuild_requested.swap(false, Ordering::AcqRel)
-            {
+            if rebuild_thread.is_none() && self.slot.rebuild_requested.load(Ordering::Acquire) {
+                // Rebuilding is set before the request is cleared, so that the status never
+                // shows neither between a request and its rebuild.
                 self.slot.rebuilding.store(true, Ordering::Release);
+                self.slot.rebuild_requested.store(false, Ordering::Release);
                 rebuild_thread = self.spawn_rebuild();
                 if rebuild_thread.is_none() {
                     self.slot.rebuilding.store(false, Ordering::Release);
@@ -908,7 +919,17 @@ impl Follower {
             .spawn(move || {
                 let shard = slot.shard;
                 tracing::info!(%shard, "search index rebuild started");
-                match build_generation(&storage, &slot.root, shard, &config, &mut |_| {}, &signal) {
+                *slot.rebuild_progress.lock() = Some(RebuildProgress {
+                    shard,
+                    tenants_total: 0,
+                    tenants_done: 0,
+                    products_indexed: 0,
+                    vendors_indexed: 0,
+                });
+                let mut publish = |progress: &RebuildProgress| {
+                    *slot.rebuild_progress.lock() = Some(*progress);
+                };
+                match build_generation(&storage, &slot.root, shard, &config, &mut publish, &signal) {
                     Ok((index, generation, report)) => {
                         tracing::info!(%shard, products = report.products, vendors = report.vendors, elapsed_ms = report.elapsed.as_millis() as u64, "search index rebuilt; swapping it in");
                         *slot.handover.lock() = Some(Handover { index, generation });

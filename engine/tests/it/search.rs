@@ -158,31 +158,39 @@ async fn product(engine: &Engine, tenant: TenantId, c: &Catalog, sku: &str, name
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_is_searchable_within_a_second() {
+    // The freshness bound, with the shipped configuration (250 ms refresh): the time
+    // from a write's acknowledgement to the first search that finds it, over 30 sequential
+    // writes, is under a second at the 95th percentile. Polled every 10 ms.
+    const WRITES: usize = 30;
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let c = catalog(&engine, A, "Acme Tools GmbH").await;
-    engine.start_search(search_config()).unwrap();
-    let mut worst = Duration::ZERO;
-    for (i, word) in ["sledgehammer", "crowbar", "chisel", "pliers", "wrench"]
-        .into_iter()
-        .enumerate()
-    {
-        let name = format!("Forged {word}");
-        product(&engine, A, &c, &format!("S-{i}"), &name).await;
+    engine.start_search(SearchConfig::default()).unwrap();
+    let mut latencies = Vec::with_capacity(WRITES);
+    for i in 0..WRITES {
+        let word = format!("probe{i}x");
+        let name = format!("Freshness {word}");
+        product(&engine, A, &c, &format!("F-{i}"), &name).await;
         let acknowledged = Instant::now();
         loop {
-            if names(&engine, &admin(A), word).contains(&name) {
+            if names(&engine, &admin(A), &word).contains(&name) {
                 break;
             }
             assert!(
-                acknowledged.elapsed() < Duration::from_secs(1),
-                "{name} not searchable 1 s after its write was acknowledged"
+                acknowledged.elapsed() < WAIT,
+                "{name} not searchable {WAIT:?} after its write was acknowledged"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        worst = worst.max(acknowledged.elapsed());
+        latencies.push(acknowledged.elapsed());
     }
-    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    latencies.sort_unstable();
+    // The 95th percentile, nearest rank: the 29th of 30.
+    let p95 = latencies[(WRITES * 95).div_ceil(100) - 1];
+    assert!(
+        p95 < Duration::from_secs(1),
+        "p95 {p95:?} (sorted: {latencies:?})"
+    );
     engine.shutdown().unwrap();
 }
 
@@ -1022,6 +1030,14 @@ async fn vendors_are_found_by_the_text_of_their_approved_documents() {
             let found = engine.search_vendors(&reviewer, &number, 0, 10).unwrap();
             if found.total == 1 {
                 assert_eq!(found.hits[0].id, m.id);
+                // The hit names the document whose text matched.
+                assert_eq!(
+                    found.hits[0].documents,
+                    vec![mercato_engine::search::MatchedDocument {
+                        id: up.document.id,
+                        status: mercato_engine::tables::DocumentStatus::Approved,
+                    }]
+                );
                 // The reviewer sees where in the documents the number stands.
                 let snippet = found.hits[0].snippet.clone().unwrap_or_default();
                 assert!(snippet.contains("<b>"), "{snippet}");
@@ -1030,6 +1046,35 @@ async fn vendors_are_found_by_the_text_of_their_approved_documents() {
         }
         assert!(Instant::now() < deadline, "vendor not found by {number}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_heap_setting_reaches_every_shard_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine
+        .start_search(SearchConfig {
+            writer_heap_bytes: 48 << 20,
+            ..search_config()
+        })
+        .unwrap();
+    let status = engine.search_status().unwrap();
+    assert!(!status.is_empty());
+    for shard in &status {
+        assert_eq!(shard.writer_heap_bytes, 48 << 20, "{shard:?}");
+    }
+    engine.shutdown().unwrap();
+    drop(engine);
+    let engine = open(dir.path());
+    engine.start_search(SearchConfig::default()).unwrap();
+    for shard in &engine.search_status().unwrap() {
+        assert_eq!(
+            shard.writer_heap_bytes,
+            mercato_engine::search::WRITER_HEAP_BYTES_DEFAULT,
+            "{shard:?}"
+        );
     }
     engine.shutdown().unwrap();
 }

@@ -205,3 +205,132 @@ fn a_large_and_a_small_tenant_stay_apart_on_both_scope_paths() {
         vec![700]
     );
 }
+
+/// (id, score) of each hit of `text` in `tenant`, best first.
+fn scored(t: &crate::support::TestIndex, tenant: u64, text: &str) -> Vec<(u64, f32)> {
+    t.search(ProductQuery {
+        tenant,
+        text: text.to_string(),
+        limit: 100,
+        ..ProductQuery::default()
+    })
+    .hits
+    .iter()
+    .map(|hit| (hit.id, hit.score))
+    .collect()
+}
+
+#[test]
+fn another_tenants_documents_do_not_change_scores_or_ranking() {
+    let t = open();
+    let mut mine = vec![
+        product(1, 1, "Cordless drill 18V"),
+        product(1, 2, "Hammer drill with side handle"),
+        product(1, 3, "Drill bit set"),
+        product(1, 4, "Impact driver"),
+        product(1, 5, "Masonry bit"),
+    ];
+    mine[3].description = "Drives screws where a drill would strip them".into();
+    mine[4].description = "Carbide tipped, for a hammer drill".into();
+    t.put(mine.clone());
+    let queries = [
+        "drill",
+        "drill bit",
+        "hammer drill",
+        "bit",
+        "driver screws",
+        "dril",
+    ];
+    // Tenant 1 alone: its scope is checked in the collector.
+    let before: Vec<Vec<(u64, f32)>> = queries.iter().map(|q| scored(&t, 1, q)).collect();
+    assert!(before.iter().all(|hits| !hits.is_empty()), "{before:?}");
+    assert!(before[0].len() >= 4, "{before:?}");
+
+    // Hundreds of tenant 2's documents full of the same words, of other lengths, in several
+    // commits (several segments), some deleted again: tenant 1 is now a small part of the shard
+    // and its scope is a term of the query.
+    for batch in 0..4u64 {
+        let docs: Vec<_> = (0..100u64)
+            .map(|n| {
+                let id = batch * 1_000 + n;
+                let mut doc = product(2, id, &"drill bit ".repeat(1 + (n % 7) as usize));
+                doc.description = format!(
+                    "hammer drill driver screws {}",
+                    "bit ".repeat(n as usize % 3)
+                );
+                doc
+            })
+            .collect();
+        t.put(docs);
+    }
+    t.index
+        .apply(
+            (0..50u64)
+                .map(|id| IndexOp::DeleteProduct { tenant: 2, id })
+                .collect(),
+        )
+        .unwrap();
+    t.index.commit(t.index.committed_lsn() + 1).unwrap();
+    assert!(t.index.doc_count() > 300);
+
+    let unchanged = |phase: &str| {
+        for (query, expected) in queries.iter().zip(&before) {
+            let after = scored(&t, 1, query);
+            assert_eq!(
+                after.iter().map(|hit| hit.0).collect::<Vec<_>>(),
+                expected.iter().map(|hit| hit.0).collect::<Vec<_>>(),
+                "{phase}: order of {query:?}"
+            );
+            for ((id, score), (_, was)) in after.iter().zip(expected) {
+                assert!(
+                    (score - was).abs() < 1e-4,
+                    "{phase}: {query:?}: product {id} scored {was} alone, {score} now"
+                );
+            }
+        }
+    };
+    unchanged("tenant 2 in other segments");
+
+    // Tenant 1's documents rewritten in one commit with more of tenant 2's: they now share a
+    // segment (with deletions) with another tenant.
+    let mut mixed = mine;
+    mixed.extend((0..60u64).map(|n| product(2, 9_000 + n, "Drill press with bit holder")));
+    t.put(mixed);
+    unchanged("tenant 1 sharing a segment");
+
+    // Tenant 2 still finds its own, and tenant 1's scores are not tenant 2's.
+    let theirs = scored(&t, 2, "drill");
+    assert_eq!(theirs.len(), 100);
+    assert!((theirs[0].1 - before[0][0].1).abs() > 1e-3, "{theirs:?}");
+}
+
+#[test]
+fn a_small_tenants_word_is_not_crowded_out_of_typo_and_prefix_expansions() {
+    let t = open();
+    // Tenant 2: 45 words starting with "hamock" (so also with "ham"), each in 3 documents:
+    // more near spellings than expansion slots, each more frequent shard-wide than tenant 1's
+    // word.
+    let mut docs = Vec::new();
+    let mut id = 1_000;
+    for first in b'a'..=b'b' {
+        for second in b'a'..=b'w' {
+            let word = format!("hamock{}{}", first as char, second as char);
+            for _ in 0..3 {
+                id += 1;
+                docs.push(product(2, id, &word));
+            }
+        }
+    }
+    assert!(docs.len() >= 3 * 45);
+    t.put(docs);
+    t.put(vec![product(1, 7, "Garden hammock")]);
+
+    assert_eq!(t.ids(1, "ham"), vec![7]);
+    assert_eq!(t.ids(1, "hamock"), vec![7]);
+    assert_eq!(t.ids(1, "hamock "), vec![7]);
+    // Tenant 2's words are still found in tenant 2, and tenant 1's is not.
+    assert!(t.ids(2, "hamockbw").len() >= 3);
+    let theirs = t.ids(2, "hamock");
+    assert!(!theirs.is_empty());
+    assert!(!theirs.contains(&7));
+}

@@ -11,7 +11,9 @@
 //! - search settings: reading needs `ReadCatalog`, replacing them `ManageTenant`.
 //!
 //! Query text is never an error because of its content (unbalanced quotes, operators, odd
-//! Unicode are plain text); only its size is bounded (422 naming `q`).
+//! Unicode are plain text); only its size is bounded. A query-string parameter of a search
+//! route that is malformed or out of bounds (`q` too long, `limit`, `offset`, `sort`, ...) is a
+//! 400 `bad_request` problem whose `field` member names it.
 
 use crate::api::respond::CACHE_CONTROL_NO_STORE;
 use crate::api::{Auth, PlatformAuth, blocking, ok_json, read_json, require};
@@ -71,6 +73,19 @@ fn search_error(error: SearchError) -> ApiError {
             serde_json::Map::new(),
         ),
         other => ApiError::internal(other),
+    }
+}
+
+/// A query-string problem of a search route: what elsewhere is a 422 `invalid_field` (a body
+/// field) is here the 400 of a malformed request, keeping the `field` member that names the
+/// parameter. Every other error passes unchanged.
+fn query_string_error(error: ApiError) -> ApiError {
+    match error {
+        ApiError::Detailed(mut problem) if problem.code == ErrorCode::InvalidField => {
+            problem.code = ErrorCode::BadRequest;
+            ApiError::Detailed(problem)
+        }
+        other => other,
     }
 }
 
@@ -378,10 +393,9 @@ fn product_results(
     responses(
         (status = 200, description = "A page of hits, with facet counts when asked", body = ProductSearchDto),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 400, description = "Malformed query string", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or out-of-bounds query parameter (q too long, limit, offset, price_min, sort, attr, ...; `field` names it), or too many parameters", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "May not read the catalog", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid parameter (q too long, limit, offset, price_min, sort, attr, ...); `field` names it", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Search is not running", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -392,12 +406,13 @@ async fn search_products(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ReadCatalog)?;
-    let search = product_search(&Params::new(pairs)?)?;
+    let search = product_search(&Params::new(pairs)?).map_err(query_string_error)?;
     let (offset, limit, facets) = (search.offset, search.limit, search.facets);
     let results = blocking_search(&state, move |engine| {
         engine.search_products(&principal, &search)
     })
-    .await?;
+    .await
+    .map_err(query_string_error)?;
     read_json(
         &headers,
         &product_results(results, offset, limit, facets),
@@ -433,9 +448,9 @@ pub struct SuggestDto {
     responses(
         (status = 200, description = "Completions, best first", body = SuggestDto),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 400, description = "`q` too long or `limit` out of range (`field` names it)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "May not read the catalog", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "`q` too long or `limit` out of range", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Search is not running", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -447,14 +462,16 @@ async fn suggest(
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ReadCatalog)?;
     let params = Params::new(pairs)?;
-    let prefix = params.text()?;
+    let prefix = params.text().map_err(query_string_error)?;
     let limit = params
-        .number::<usize>("limit")?
+        .number::<usize>("limit")
+        .map_err(query_string_error)?
         .unwrap_or(search::SUGGEST_LIMIT_DEFAULT);
     let suggestions = blocking_search(&state, move |engine| {
         engine.search_suggest(&principal, &prefix, limit)
     })
-    .await?;
+    .await
+    .map_err(query_string_error)?;
     read_json(&headers, &SuggestDto { suggestions }, None)
 }
 
@@ -466,7 +483,8 @@ async fn suggest(
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct VendorSearchParams {
-    /// Words to look for in vendor names, countries, verification status and documents.
+    /// Words to look for in vendor names, countries, verification status and the extracted text
+    /// of their verification documents (pending ones included).
     q: Option<String>,
     /// Hits to skip (offset + limit at most 10000).
     offset: Option<usize>,
@@ -486,6 +504,18 @@ pub struct VendorHitDto {
     pub score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// The vendor's verification documents (whatever their status) whose extracted text holds
+    /// a word of the query, in id order; empty for a blank query.
+    pub documents: Vec<MatchedDocumentDto>,
+}
+
+/// A verification document whose text the query matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchedDocumentDto {
+    pub id: u64,
+    /// `processing`, `approved`, `rejected`, `in_review`, `resubmission_requested` or
+    /// `expired`.
+    pub status: &'static str,
 }
 
 /// A page of vendor hits.
@@ -512,6 +542,14 @@ fn vendor_results(results: VendorSearchResults, offset: usize, limit: usize) -> 
                 verification: search::verification_name(hit.verification),
                 score: hit.score,
                 snippet: hit.snippet,
+                documents: hit
+                    .documents
+                    .into_iter()
+                    .map(|document| MatchedDocumentDto {
+                        id: document.id,
+                        status: document.status.as_str(),
+                    })
+                    .collect(),
             })
             .collect(),
     }
@@ -526,9 +564,9 @@ fn vendor_results(results: VendorSearchResults, offset: usize, limit: usize) -> 
     responses(
         (status = 200, description = "A page of vendor hits", body = VendorSearchDto),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 400, description = "`q` too long, `limit` or `offset` out of range (`field` names it)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Not a reviewer or tenant admin", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "`q` too long, `limit` or `offset` out of range", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Search is not running", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
@@ -540,12 +578,15 @@ async fn search_vendors(
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::Review)?;
     let params = Params::new(pairs)?;
-    let text = params.text()?;
-    let (offset, limit) = params.paging(search::SEARCH_LIMIT_DEFAULT)?;
+    let text = params.text().map_err(query_string_error)?;
+    let (offset, limit) = params
+        .paging(search::SEARCH_LIMIT_DEFAULT)
+        .map_err(query_string_error)?;
     let results = blocking_search(&state, move |engine| {
         engine.search_vendors(&principal, &text, offset, limit)
     })
-    .await?;
+    .await
+    .map_err(query_string_error)?;
     read_json(&headers, &vendor_results(results, offset, limit), None)
 }
 
@@ -667,6 +708,21 @@ pub struct ShardSearchStatusDto {
     pub stock_changes_reindexed: u64,
     /// Products waiting for the next sales refresh.
     pub sales_refresh_pending: u64,
+    /// Progress of the running online rebuild, or of the last one since the server started
+    /// (absent before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild_progress: Option<RebuildProgressDto>,
+    /// The index writer's memory budget (`search.writer_heap_bytes`).
+    pub writer_heap_bytes: u64,
+}
+
+/// How far an online rebuild got: tenants of the shard done, documents indexed so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RebuildProgressDto {
+    pub tenants_total: u64,
+    pub tenants_done: u64,
+    pub products_indexed: u64,
+    pub vendors_indexed: u64,
 }
 
 impl From<ShardSearchStatus> for ShardSearchStatusDto {
@@ -684,6 +740,13 @@ impl From<ShardSearchStatus> for ShardSearchStatusDto {
             stock_changes_deferred: status.stock_changes.deferred,
             stock_changes_reindexed: status.stock_changes.reindexed,
             sales_refresh_pending: status.sales_refresh_pending,
+            rebuild_progress: status.rebuild_progress.map(|p| RebuildProgressDto {
+                tenants_total: p.tenants_total,
+                tenants_done: p.tenants_done,
+                products_indexed: p.products_indexed,
+                vendors_indexed: p.vendors_indexed,
+            }),
+            writer_heap_bytes: u64::try_from(status.writer_heap_bytes).unwrap_or(u64::MAX),
         }
     }
 }
@@ -747,7 +810,7 @@ async fn reindex(
 }
 
 /// Every shard's search index: generation, committed change-log position, documents,
-/// segments and rebuild state.
+/// segments, writer heap, and rebuild state with the progress of a running rebuild.
 #[utoipa::path(
     get, path = "/v1/admin/search", tag = "admin",
     security(("bearer" = [])),
