@@ -111,6 +111,35 @@ async fn users_are_created_listed_read_disabled_and_enabled() {
         assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
         "role.manufacturer_id"
     );
+    // A role binds only to a party that exists in the tenant; nothing is created otherwise.
+    let absent = w.a.manufacturer_id.max(w.a.retailer_id) + 1_000;
+    for (role, field) in [
+        (
+            json!({"kind": "manufacturer_user", "manufacturer_id": absent}),
+            "role.manufacturer_id",
+        ),
+        (
+            json!({"kind": "buyer", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+        (
+            json!({"kind": "buyer_approver", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+    ] {
+        let got = w
+            .post(
+                "/v1/users",
+                admin,
+                json!({"email": "unbound@acme.example", "password": PASSWORD, "role": role}),
+            )
+            .await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            field,
+            "{role}"
+        );
+    }
 
     // List: every user once across pages; the role filter; bad parameters.
     let (status, all) = w.get("/v1/users?limit=500", admin).await;
@@ -502,6 +531,30 @@ async fn api_keys_are_scoped_shown_once_and_revocable() {
         assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
         "expires_at_ms"
     );
+    let absent = w.a.manufacturer_id.max(w.a.retailer_id) + 1_000;
+    for (role, field) in [
+        (
+            json!({"kind": "manufacturer_user", "manufacturer_id": absent}),
+            "role.manufacturer_id",
+        ),
+        (
+            json!({"kind": "buyer", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+    ] {
+        let got = w
+            .post(
+                "/v1/api-keys",
+                admin,
+                json!({"name": "unbound", "role": role, "scopes": ["catalog:read"]}),
+            )
+            .await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            field,
+            "{role}"
+        );
+    }
     assert_problem(
         &w.post(
             "/v1/api-keys",
