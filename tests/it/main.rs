@@ -4,6 +4,7 @@
 mod api_accounts;
 mod api_admin;
 mod api_catalog;
+mod api_conventions;
 mod api_inventory;
 mod api_orders;
 mod api_parties;
