@@ -163,6 +163,18 @@ async fn the_api_page_and_the_openapi_document_describe_the_routes() {
         }
     }
     assert!(operations > 50, "only {operations} operations");
+    // The sortable lists document `sort`.
+    for path in ["/v1/products", "/v1/orders"] {
+        let parameters = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p["name"] == "sort" && p["in"] == "query"),
+            "{path}: {parameters:?}"
+        );
+    }
     // Login takes no credential and a body.
     let login = &doc["paths"]["/v1/auth/login"]["post"];
     assert!(login["responses"]["413"].is_object());
