@@ -14,6 +14,7 @@ mod api_verification;
 mod config;
 mod demo;
 mod errors;
+mod import_cli;
 mod isolation;
 mod lifecycle;
 mod ops;
