@@ -81,22 +81,32 @@ fn clamp(limit: usize) -> usize {
     limit.clamp(1, PAGE_LIMIT_MAX)
 }
 
+/// Where a page starts (the index key of the cursor), how long it is, and which way it goes.
+struct PageAt<K> {
+    after: Option<K>,
+    limit: usize,
+    order: IdOrder,
+}
+
 /// Reads one page of ids from an index whose keys end with the id, then the records.
 fn page_from_index<K, P, V>(
     read: &impl TenantReads,
     index: &TableDef<K, crate::tables::IndexMark>,
     prefix: &P,
-    after: Option<K>,
-    limit: usize,
+    at: PageAt<K>,
     id_of: impl Fn(&K) -> u64,
     records: &TableDef<u64, V>,
-    order: IdOrder,
 ) -> Result<Page<V>, StorageError>
 where
     K: KeyCodec,
     P: KeyCodec,
     V: Record,
 {
+    let PageAt {
+        after,
+        limit,
+        order,
+    } = at;
     let limit = clamp(limit);
     let rows = match order {
         IdOrder::Ascending => read.scan(index, prefix, after.as_ref(), limit)?,
@@ -201,11 +211,13 @@ pub fn list_orders_ordered(
             read,
             &ORDERS_BY_STATUS,
             &status.code(),
-            q.after.map(|a| (status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (status.code(), a)),
+                limit: q.limit,
+                order,
+            },
             |k| k.1,
             &ORDERS,
-            order,
         ),
     }
 }
@@ -251,11 +263,13 @@ pub fn list_orders_of_retailer_ordered(
             read,
             &ORDERS_BY_RETAILER_STATUS,
             &(retailer_id, status.code()),
-            q.after.map(|a| (retailer_id, status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (retailer_id, status.code(), a)),
+                limit: q.limit,
+                order,
+            },
             |k| k.2,
             &ORDERS,
-            order,
         ),
     }
 }
@@ -288,11 +302,13 @@ pub fn list_suborders_of_manufacturer(
             read,
             &SUBORDERS_BY_MANUFACTURER_STATUS,
             &(manufacturer_id, status.code()),
-            q.after.map(|a| (manufacturer_id, status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (manufacturer_id, status.code(), a)),
+                limit: q.limit,
+                order: IdOrder::Ascending,
+            },
             |k| k.2,
             &SUBORDERS,
-            IdOrder::Ascending,
         ),
     }
 }
@@ -308,11 +324,13 @@ pub fn list_invoices_of_retailer(
         read,
         &INVOICES_BY_RETAILER,
         &retailer_id,
-        after.map(|a| (retailer_id, a)),
-        limit,
+        PageAt {
+            after: after.map(|a| (retailer_id, a)),
+            limit,
+            order: IdOrder::Ascending,
+        },
         |k| k.1,
         &INVOICES,
-        IdOrder::Ascending,
     )
 }
 
@@ -327,11 +345,13 @@ pub fn list_payments_of_invoice(
         read,
         &PAYMENTS_BY_INVOICE,
         &invoice_id,
-        after.map(|a| (invoice_id, a)),
-        limit,
+        PageAt {
+            after: after.map(|a| (invoice_id, a)),
+            limit,
+            order: IdOrder::Ascending,
+        },
         |k| k.1,
         &PAYMENTS,
-        IdOrder::Ascending,
     )
 }
 

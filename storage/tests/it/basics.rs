@@ -377,7 +377,7 @@ fn descending_scans_mirror_ascending_ones_and_stay_in_their_tenant() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let key = rng % 60;
-        if rng % 4 == 0 {
+        if rng.is_multiple_of(4) {
             s.execute_blocking(Kv::Delete { tenant: 1, key }).unwrap();
         } else {
             s.execute_blocking(Kv::Put {
@@ -389,7 +389,7 @@ fn descending_scans_mirror_ascending_ones_and_stay_in_their_tenant() {
         }
         // Read right after the write: recent writes may still be in the overlay of
         // acknowledged batches, which the descending merge must order like the ascending one.
-        if round % 10 == 0 || round > 190 {
+        if round.is_multiple_of(10) || round > 190 {
             let mut ascending = all(&s, 1);
             ascending.reverse();
             for page in [1, 3, 7, 1000] {
