@@ -44,9 +44,9 @@ use self::secret::TokenKind;
 use crate::command::{Actor, Applied, Ctx, Rejection, reject};
 use crate::platform::PLATFORM_TENANT;
 use crate::tables::{
-    API_KEYS, API_KEYS_BY_HASH, ApiKey, ApiKeyRef, PASSWORDS, PasswordCredential, SESSIONS,
-    SESSIONS_BY_USER, SessionRecord, TENANT_SETTINGS, USERS, USERS_BY_EMAIL, User, UserRef,
-    UserSessionRef, UserStatus,
+    API_KEYS, API_KEYS_BY_HASH, ApiKey, ApiKeyRef, MANUFACTURERS, PASSWORDS, PasswordCredential,
+    RETAILERS, SESSIONS, SESSIONS_BY_USER, SessionRecord, TENANT_SETTINGS, USERS, USERS_BY_EMAIL,
+    User, UserRef, UserSessionRef, UserStatus,
 };
 use crate::{Action, CommandOutput, Engine, EngineError, TenantId, now_ms};
 use mercato_storage::{ApplyError, TenantReads};
@@ -213,7 +213,7 @@ pub(crate) fn apply(action: &AccountsAction, ctx: &mut Ctx<'_, '_>) -> Applied<A
             require(ctx, Permission::ManageApiKeys)?;
             let name =
                 check_text("name", name, API_KEY_NAME_BYTES_MAX).map_err(ApplyError::Rejected)?;
-            check_role(role).map_err(ApplyError::Rejected)?;
+            check_role_binding(ctx, role)?;
             if scopes.is_empty() {
                 return reject(invalid("scopes", "at least one scope is required"));
             }
@@ -324,7 +324,8 @@ pub fn normalize_email(email: &str) -> Result<String, Rejection> {
     Ok(email)
 }
 
-/// Role ids must name something (0 is never an id).
+/// Role ids must name something (0 is never an id). The cheap shape check, done before any
+/// argon2 work; [`check_role_binding`] checks the party exists when the command applies.
 fn check_role(role: &Role) -> Result<(), Rejection> {
     match role {
         Role::ManufacturerUser { manufacturer_id: 0 } => {
@@ -335,6 +336,32 @@ fn check_role(role: &Role) -> Result<(), Rejection> {
         }
         _ => Ok(()),
     }
+}
+
+/// A role bound to a manufacturer or a retailer binds only to one that exists in this tenant
+/// (the tables are tenant-scoped, so another tenant's id is as absent as an unused one).
+fn check_role_binding(ctx: &Ctx<'_, '_>, role: &Role) -> Applied<()> {
+    check_role(role).map_err(ApplyError::Rejected)?;
+    match role {
+        Role::ManufacturerUser { manufacturer_id } => {
+            if ctx.tx.get(&MANUFACTURERS, manufacturer_id)?.is_none() {
+                return reject(invalid(
+                    "role.manufacturer_id",
+                    format!("no manufacturer {manufacturer_id}"),
+                ));
+            }
+        }
+        Role::Buyer { retailer_id } | Role::BuyerApprover { retailer_id } => {
+            if ctx.tx.get(&RETAILERS, retailer_id)?.is_none() {
+                return reject(invalid(
+                    "role.retailer_id",
+                    format!("no retailer {retailer_id}"),
+                ));
+            }
+        }
+        Role::TenantAdmin | Role::Reviewer => {}
+    }
+    Ok(())
 }
 
 /// The actor's current principal, from the stored state (`None` for a user or key that no
@@ -393,7 +420,7 @@ fn load_user(ctx: &Ctx<'_, '_>, user_id: u64) -> Applied<User> {
 pub(crate) fn insert_user(ctx: &mut Ctx<'_, '_>, new: &NewUserRecord) -> Applied<User> {
     let email = normalize_email(&new.email).map_err(ApplyError::Rejected)?;
     let name = check_text("name", &new.name, USER_NAME_BYTES_MAX).map_err(ApplyError::Rejected)?;
-    check_role(&new.role).map_err(ApplyError::Rejected)?;
+    check_role_binding(ctx, &new.role)?;
     new.password.check_shape().map_err(ApplyError::Rejected)?;
     if ctx.tx.get(&USERS_BY_EMAIL, &email)?.is_some() {
         return reject(Rejection::Conflict {

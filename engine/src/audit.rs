@@ -149,6 +149,23 @@ pub enum ChainCheck {
     },
 }
 
+/// A chain check with the chain's head as read in the same snapshot: the head's hash commits
+/// to every entry before it, so a copy kept elsewhere anchors the log (a later check whose
+/// chain no longer passes through it shows that history was rewritten).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchoredCheck {
+    pub check: ChainCheck,
+    /// The last entry's sequence number and hash; `None` while the log is empty.
+    pub head: Option<AuditHead>,
+}
+
+/// [`verify_chain`], and the head it verified up to.
+pub fn verify_chain_anchored(read: &impl TenantReads) -> Result<AnchoredCheck, StorageError> {
+    let check = verify_chain(read)?;
+    let head = read.get(&AUDIT_HEAD, &())?;
+    Ok(AnchoredCheck { check, head })
+}
+
 /// Walks the whole chain and recomputes every hash.
 pub fn verify_chain(read: &impl TenantReads) -> Result<ChainCheck, StorageError> {
     let mut prev = [0u8; 32];

@@ -208,6 +208,15 @@ impl Engine {
         Ok(audit::verify_chain(&self.storage.read(tenant)?)?)
     }
 
+    /// [`Engine::audit_verify`] with the chain's head from the same snapshot, so that the head
+    /// can be kept outside as an anchor. Blocking.
+    pub fn audit_verify_anchored(
+        &self,
+        tenant: TenantId,
+    ) -> Result<audit::AnchoredCheck, EngineError> {
+        Ok(audit::verify_chain_anchored(&self.storage.read(tenant)?)?)
+    }
+
     /// A tenant's profile, if the tenant exists.
     pub fn tenant_profile(
         &self,

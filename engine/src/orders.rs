@@ -59,10 +59,10 @@ mod reads;
 
 pub use self::reads::{
     OrderListQuery, OrderView, RetailerCredit, SubOrderListQuery, list_invoices_of_retailer,
-    list_orders, list_orders_of_retailer, list_payments_of_invoice, list_suborders_of_manufacturer,
-    order_view, retailer_credit,
+    list_orders, list_orders_of_retailer, list_orders_of_retailer_ordered, list_orders_ordered,
+    list_payments_of_invoice, list_suborders_of_manufacturer, order_view, retailer_credit,
 };
-pub use crate::catalog::Page;
+pub use crate::catalog::{IdOrder, Page};
 
 use crate::command::{Applied, Ctx, reject};
 use crate::money::Money;
@@ -590,6 +590,36 @@ impl Engine {
         query: &OrderListQuery,
     ) -> Result<Page<Order>, EngineError> {
         Ok(list_orders(&self.storage.read(tenant)?, query)?)
+    }
+
+    /// The tenant's orders in `order` of id (descending: newest first).
+    pub fn orders_ordered(
+        &self,
+        tenant: TenantId,
+        query: &OrderListQuery,
+        order: IdOrder,
+    ) -> Result<Page<Order>, EngineError> {
+        Ok(list_orders_ordered(
+            &self.storage.read(tenant)?,
+            query,
+            order,
+        )?)
+    }
+
+    /// A retailer's orders in `order` of id (descending: newest first).
+    pub fn orders_of_retailer_ordered(
+        &self,
+        tenant: TenantId,
+        retailer_id: u64,
+        query: &OrderListQuery,
+        order: IdOrder,
+    ) -> Result<Page<Order>, EngineError> {
+        Ok(list_orders_of_retailer_ordered(
+            &self.storage.read(tenant)?,
+            retailer_id,
+            query,
+            order,
+        )?)
     }
 
     /// A retailer's orders, optionally of one status.

@@ -60,6 +60,35 @@ pub enum Command {
     /// running server to rebuild online (`POST /v1/admin/reindex`; it answers from the old
     /// index meanwhile) and follows the rebuild until the new index is swapped in.
     Reindex(ReindexArgs),
+    /// Import products from a CSV file into a tenant through the write path, offline, with a
+    /// progress bar: every row is validated first and errors are reported with their line
+    /// numbers. `--mode file` (the default) writes nothing if any row is invalid; `--mode batch`
+    /// skips only the batches holding invalid rows. Exits with status 1 when a row was
+    /// invalid. Refused while a server has the data directory open.
+    Import(ImportArgs),
+}
+
+/// `mercato import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub source: DataDirArgs,
+    /// The tenant's slug.
+    #[arg(long, value_name = "SLUG")]
+    pub tenant: String,
+    /// The CSV file (the columns of `POST /v1/products/import`).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// `file`: any invalid row voids the whole file; `batch`: only its batch.
+    #[arg(long, value_enum, default_value_t = ImportModeArg::File)]
+    pub mode: ImportModeArg,
+}
+
+/// `--mode` of `mercato import`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportModeArg {
+    File,
+    Batch,
 }
 
 /// `mercato reindex`.
@@ -277,6 +306,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => run_demo(args),
         Command::Loadgen(args) => run_loadgen(args),
         Command::Reindex(args) => reindex(args),
+        Command::Import(args) => import(args),
     }
 }
 
@@ -610,6 +640,102 @@ fn reindex_progress_bar(shard: mercato_engine::ShardId) -> indicatif::ProgressBa
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(format!("shard {}", shard.0));
+    bar
+}
+
+/// Errors of an import printed at most (the engine keeps at most `IMPORT_ERRORS_MAX`).
+const IMPORT_ERRORS_PRINTED_MAX: usize = 50;
+
+/// `mercato import`: runs the engine's CSV import as the system, offline.
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use mercato_engine::catalog::{ImportMode, ImportPhase};
+    use mercato_engine::tables::TenantStatus;
+    use mercato_engine::{Actor, TenantId};
+
+    let config = args.source.load()?;
+    telemetry::init_logs(&LogConfig {
+        filter: STORAGE_COMMAND_LOG_FILTER.to_owned(),
+        format: config.log.format,
+    })?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open --file {}", args.file.display()))?;
+    let mode = match args.mode {
+        ImportModeArg::File => ImportMode::WholeFile,
+        ImportModeArg::Batch => ImportMode::PerBatch,
+    };
+    let run = |engine: &mercato_engine::Engine| -> anyhow::Result<_> {
+        let tenant = engine
+            .platform_tenant_by_slug(&args.tenant)?
+            .filter(|entry| entry.status == TenantStatus::Active)
+            .ok_or_else(|| anyhow::anyhow!("invalid --tenant {}: no such tenant", args.tenant))?;
+        let bar = import_progress_bar();
+        let report = engine.import_products_csv(
+            TenantId(tenant.id),
+            Actor::System,
+            std::io::BufReader::new(file),
+            mode,
+            &|progress| {
+                let (phase, position) = match progress.phase {
+                    ImportPhase::Validating => ("validating", progress.rows_read),
+                    ImportPhase::Writing | ImportPhase::Done => ("writing", progress.rows_written),
+                };
+                // Until the rows to write are known, the bar grows with the rows read.
+                bar.set_length(progress.rows_total.unwrap_or(position));
+                bar.set_position(position);
+                bar.set_message(format!(
+                    "{phase}: {} rows read, {} invalid",
+                    progress.rows_read, progress.rows_invalid
+                ));
+            },
+        );
+        bar.finish_and_clear();
+        Ok(report?)
+    };
+    let report = storage_admin::with_engine(&config, |engine| Ok(run(engine)))??;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{} rows read: {} created, {} updated, {} written, {} invalid",
+        report.rows_read,
+        report.created,
+        report.updated,
+        report.rows_committed,
+        report.rows_invalid
+    )?;
+    for error in report.errors.iter().take(IMPORT_ERRORS_PRINTED_MAX) {
+        match &error.column {
+            Some(column) => writeln!(stdout, "line {} ({column}): {}", error.line, error.message)?,
+            None => writeln!(stdout, "line {}: {}", error.line, error.message)?,
+        }
+    }
+    if report.errors_truncated || report.errors.len() > IMPORT_ERRORS_PRINTED_MAX {
+        writeln!(stdout, "(more errors not shown)")?;
+    }
+    stdout.flush()?;
+    if let Some(reason) = &report.aborted {
+        anyhow::bail!("the import stopped before the end: {reason}");
+    }
+    if report.rows_invalid > 0 || !report.errors.is_empty() {
+        anyhow::bail!(
+            "{} invalid rows; {}",
+            report.rows_invalid,
+            match mode {
+                ImportMode::WholeFile => "nothing was written",
+                ImportMode::PerBatch => "the batches holding them were not written",
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The progress bar of an import: rows validated, then rows written.
+fn import_progress_bar() -> indicatif::ProgressBar {
+    const TEMPLATE: &str = "{elapsed_precise} [{wide_bar}] {pos}/{len} rows, eta {eta}  {msg}";
+    let bar = indicatif::ProgressBar::new(0);
+    // As in `reindex_progress_bar`: the default style still works should the template not.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(TEMPLATE) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     bar
 }
 

@@ -32,6 +32,13 @@ pub(crate) trait RawRead {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StorageError>;
+    /// Rows with `lower <= key` and `key < upper`, descending, at most `limit`.
+    fn raw_scan_desc(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError>;
 }
 
 /// A `data` table of either transaction kind, with its shard for error messages.
@@ -63,6 +70,25 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
             .map_err(|e| StorageError::db(self.shard, e))?;
         let mut out = Vec::new();
         for row in iter.take(limit) {
+            let (k, v) = row.map_err(|e| StorageError::db(self.shard, e))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn raw_scan_desc(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError> {
+        let (lower, upper) = bounds(lower, true, upper);
+        let iter = self
+            .table
+            .range::<&[u8]>((lower, upper))
+            .map_err(|e| StorageError::db(self.shard, e))?;
+        let mut out = Vec::new();
+        for row in iter.rev().take(limit) {
             let (k, v) = row.map_err(|e| StorageError::db(self.shard, e))?;
             out.push((k.value().to_vec(), v.value().to_vec()));
         }
@@ -135,6 +161,36 @@ pub trait TenantReads {
             })
             .collect()
     }
+
+    /// Like [`TenantReads::scan`], but descending: rows whose key starts with `prefix`,
+    /// strictly before `before` (which must start with `prefix` too), newest key first, at
+    /// most `limit` (capped at [`SCAN_ROWS_MAX`]).
+    fn scan_desc<K: KeyCodec, V: Record, P: KeyCodec>(
+        &self,
+        table: &TableDef<K, V>,
+        prefix: &P,
+        before: Option<&K>,
+        limit: usize,
+    ) -> Result<Vec<Row<K, V>>, StorageError> {
+        let tenant = self.tenant();
+        let lower = physical_key(tenant, table.id, prefix)?;
+        let upper = match before {
+            Some(before) => Some(physical_key(tenant, table.id, before)?),
+            None => keys::prefix_successor(&lower),
+        };
+        let rows =
+            self.raw()
+                .scoped_scan_desc(&lower, upper.as_deref(), limit.min(SCAN_ROWS_MAX))?;
+        let skip = keys::TABLE_PREFIX_LEN;
+        rows.into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    keys::decode_exact::<K>(&k[skip..])?,
+                    envelope::decode::<V>(&v)?,
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Object-safe raw access used by [`TenantReads`]; not for use outside the crate.
@@ -147,6 +203,12 @@ pub trait RawScoped {
         start: &[u8],
         inclusive: bool,
         end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError>;
+    fn scoped_scan_desc(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<RawRow>, StorageError>;
 }
@@ -220,6 +282,25 @@ impl RawScoped for TenantRead {
             start,
             inclusive,
             end,
+            limit,
+        )
+    }
+    fn scoped_scan_desc(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError> {
+        if self.overlay.is_empty() {
+            return self.source().raw_scan_desc(lower, upper, limit);
+        }
+        let (low, high) = bounds(lower, true, upper);
+        let overlay = self.overlay.range(low, high);
+        merge_scan_desc(
+            overlay.into_iter().rev(),
+            &self.source(),
+            lower,
+            upper,
             limit,
         )
     }
@@ -341,6 +422,21 @@ impl RawScoped for TenantWrite<'_> {
             .map(|(k, v)| (k.as_slice(), v.as_ref()));
         merge_scan(overlay, self.source, start, inclusive, end, limit)
     }
+
+    fn scoped_scan_desc(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError> {
+        let (low, high) = bounds(lower, true, upper);
+        let overlay = self
+            .overlay
+            .range::<[u8], _>((low, high))
+            .rev()
+            .map(|(k, v)| (k.as_slice(), v.as_ref()));
+        merge_scan_desc(overlay, self.source, lower, upper, limit)
+    }
 }
 
 fn bounds<'k>(
@@ -396,6 +492,42 @@ fn merge_scan<'o>(
         };
     }
     Ok(merged.into_iter().take(limit).collect())
+}
+
+/// [`merge_scan`] in descending order: `overlay` comes newest key first, and so do the rows.
+fn merge_scan_desc<'o>(
+    overlay: impl Iterator<Item = (&'o [u8], Option<&'o Vec<u8>>)>,
+    source: &dyn RawRead,
+    lower: &[u8],
+    upper: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<RawRow>, StorageError> {
+    let overlay: Vec<(&[u8], Option<&Vec<u8>>)> = overlay.collect();
+    if overlay.is_empty() {
+        return source.raw_scan_desc(lower, upper, limit);
+    }
+    // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
+    let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
+    let wanted = limit.saturating_add(deleted);
+    let base = source.raw_scan_desc(lower, upper, wanted)?;
+    // When the source was cut short, rows below its last (smallest) key are unknown: overlay
+    // rows there must not jump ahead of source rows that were not fetched.
+    let horizon = if base.len() == wanted {
+        base.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in overlay {
+        if horizon.as_deref().is_some_and(|h| k < h) {
+            break;
+        }
+        match v {
+            Some(v) => merged.insert(k.to_vec(), v.clone()),
+            None => merged.remove(k),
+        };
+    }
+    Ok(merged.into_iter().rev().take(limit).collect())
 }
 
 impl TenantReads for TenantWrite<'_> {

@@ -111,6 +111,35 @@ async fn users_are_created_listed_read_disabled_and_enabled() {
         assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
         "role.manufacturer_id"
     );
+    // A role binds only to a party that exists in the tenant; nothing is created otherwise.
+    let absent = w.a.manufacturer_id.max(w.a.retailer_id) + 1_000;
+    for (role, field) in [
+        (
+            json!({"kind": "manufacturer_user", "manufacturer_id": absent}),
+            "role.manufacturer_id",
+        ),
+        (
+            json!({"kind": "buyer", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+        (
+            json!({"kind": "buyer_approver", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+    ] {
+        let got = w
+            .post(
+                "/v1/users",
+                admin,
+                json!({"email": "unbound@acme.example", "password": PASSWORD, "role": role}),
+            )
+            .await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            field,
+            "{role}"
+        );
+    }
 
     // List: every user once across pages; the role filter; bad parameters.
     let (status, all) = w.get("/v1/users?limit=500", admin).await;
@@ -502,6 +531,30 @@ async fn api_keys_are_scoped_shown_once_and_revocable() {
         assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
         "expires_at_ms"
     );
+    let absent = w.a.manufacturer_id.max(w.a.retailer_id) + 1_000;
+    for (role, field) in [
+        (
+            json!({"kind": "manufacturer_user", "manufacturer_id": absent}),
+            "role.manufacturer_id",
+        ),
+        (
+            json!({"kind": "buyer", "retailer_id": absent}),
+            "role.retailer_id",
+        ),
+    ] {
+        let got = w
+            .post(
+                "/v1/api-keys",
+                admin,
+                json!({"name": "unbound", "role": role, "scopes": ["catalog:read"]}),
+            )
+            .await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            field,
+            "{role}"
+        );
+    }
     assert_problem(
         &w.post(
             "/v1/api-keys",
@@ -731,6 +784,42 @@ async fn audit_log_records_mutations_filters_pages_and_verifies() {
     assert_eq!(verify["intact"], true, "{verify}");
     let (_, all_now) = w.get("/v1/audit?limit=500", admin).await;
     assert_eq!(verify["entries"], seqs(&all_now).len() as u64);
+    // The head hash is the last entry's, so it can anchor the log outside.
+    let items = all_now["items"].as_array().expect("items");
+    let last = items
+        .iter()
+        .max_by_key(|e| e["seq"].as_u64())
+        .expect("entries");
+    assert_eq!(verify["head_hash"], last["hash"], "{verify}");
+    assert_eq!(verify["head_hash"].as_str().map(str::len), Some(64));
+    // One more write moves the head; the new chain still passes through the old anchor.
+    let anchor = verify["head_hash"].clone();
+    let entries = verify["entries"].as_u64().expect("entries");
+    let (status, created) = w
+        .post(
+            "/v1/users",
+            admin,
+            json!({"email": "anchor@acme.example", "password": PASSWORD, "role": {"kind": "reviewer"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, later) = w.get("/v1/audit/verify", admin).await;
+    assert_eq!(later["intact"], true, "{later}");
+    assert_eq!(later["entries"], entries + 1, "{later}");
+    assert_ne!(later["head_hash"], anchor);
+    let (_, all_later) = w.get("/v1/audit?limit=500", admin).await;
+    let by_seq = |seq: u64| {
+        all_later["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|e| e["seq"] == seq)
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {seq}: {all_later}"))
+    };
+    assert_eq!(by_seq(entries)["hash"], anchor);
+    assert_eq!(by_seq(entries + 1)["prev_hash"], anchor);
+    assert_eq!(by_seq(entries + 1)["hash"], later["head_hash"]);
     // The other tenant's log holds none of this tenant's entries.
     let (_, other) = w
         .get(&format!("/v1/audit?resource={resource}"), &w.b.admin.token)

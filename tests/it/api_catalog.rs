@@ -1288,3 +1288,134 @@ async fn export_round_trips_through_import() {
         .expect("csv");
     assert!(!theirs.contains("renamed"));
 }
+
+/// Pages of `path` (which has a `?`) of `limit` items, following `next_cursor`; new products
+/// are added by `maker` after each of the first `inserts` pages.
+async fn walk_products(
+    w: &World,
+    token: &str,
+    path: &str,
+    inserts: usize,
+    maker: &str,
+    manufacturer_id: u64,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut seen = Vec::new();
+    let mut added = Vec::new();
+    let mut cursor: Option<String> = None;
+    for round in 0..50 {
+        let page_path = match &cursor {
+            None => path.to_owned(),
+            Some(c) => format!("{path}&cursor={c}"),
+        };
+        let (status, page) = w.get(&page_path, token).await;
+        assert_eq!(status, StatusCode::OK, "{page_path}: {page}");
+        seen.extend(ids(&page));
+        if round < inserts {
+            let p = create_product(
+                w,
+                maker,
+                product_body(manufacturer_id, &format!("SORTED-{round}")),
+            )
+            .await;
+            added.push(p["id"].as_u64().expect("id"));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (seen, added),
+        }
+    }
+    panic!("{path} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_lists_sort_newest_first_with_stable_cursors() {
+    let w = world().await;
+    let a = &w.a;
+    let admin = &a.admin.token;
+    let maker = &a.manufacturer_user.token;
+    let mut world_ids = a.products.clone();
+    world_ids.sort_unstable();
+
+    // Newest first, in pages of 2; products added meanwhile do not disturb the walk (they are
+    // newer than the first page, so a walk already under way does not meet them).
+    let (seen, added) = walk_products(
+        &w,
+        admin,
+        "/v1/products?sort=-id&limit=2",
+        2,
+        maker,
+        a.manufacturer_id,
+    )
+    .await;
+    let mut expected = world_ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(added.len(), 2);
+    // A fresh walk sees them first; `sort=id` is the default order.
+    let (_, newest) = w.get("/v1/products?sort=-id&limit=2", admin).await;
+    assert_eq!(ids(&newest), vec![added[1], added[0]]);
+    let (_, by_id) = w.get("/v1/products?sort=id&limit=500", admin).await;
+    let (_, default) = w.get("/v1/products?limit=500", admin).await;
+    assert_eq!(ids(&by_id), ids(&default));
+    let mut reversed = ids(&by_id);
+    reversed.reverse();
+    let (_, desc) = w.get("/v1/products?sort=-id&limit=500", admin).await;
+    assert_eq!(ids(&desc), reversed);
+
+    // Filters combine with the order: a manufacturer's, a status, a category subtree, a SKU.
+    let (_, of_maker) = w
+        .get(
+            &format!(
+                "/v1/products?sort=-id&limit=3&manufacturer_id={}",
+                a.manufacturer_id
+            ),
+            admin,
+        )
+        .await;
+    assert_eq!(ids(&of_maker), reversed[..3].to_vec());
+    let (seen, _) = walk_products(
+        &w,
+        &a.buyer.token,
+        "/v1/products?sort=-id&limit=2&status=active",
+        0,
+        maker,
+        a.manufacturer_id,
+    )
+    .await;
+    assert_eq!(seen, expected, "buyers see the active ones, newest first");
+    let (seen, _) = walk_products(
+        &w,
+        admin,
+        &format!(
+            "/v1/products?sort=-id&limit=2&category_id={}&include_descendants=true",
+            a.category_id
+        ),
+        0,
+        maker,
+        a.manufacturer_id,
+    )
+    .await;
+    assert_eq!(seen, expected);
+    let (_, by_sku) = w
+        .get("/v1/products?sort=-id&sku=SKU-1", &a.buyer.token)
+        .await;
+    assert_eq!(ids(&by_sku), [a.products[1]]);
+
+    // Unknown sorts name `sort`; a cursor works only in the order it came from.
+    for sort in ["name", "-created_at", "price", ""] {
+        let got = w.get(&format!("/v1/products?sort={sort}"), admin).await;
+        assert_eq!(
+            assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+            "sort",
+            "{sort}"
+        );
+    }
+    let cursor = newest["next_cursor"].as_str().expect("cursor").to_owned();
+    let got = w
+        .get(&format!("/v1/products?sort=id&cursor={cursor}"), admin)
+        .await;
+    assert_eq!(
+        assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "cursor"
+    );
+}

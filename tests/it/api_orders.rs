@@ -1106,3 +1106,75 @@ async fn reorder_places_the_same_lines_again() {
         "not_found",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_lists_sort_newest_first_with_stable_cursors() {
+    let w = world().await;
+    let a = &w.a;
+    let mut placed = Vec::new();
+    for i in 0..4 {
+        let (status, order) =
+            place(&w, &a.buyer.token, None, order_of(&[(a.products[i], 1)])).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        placed.push(order["id"].as_u64().expect("id"));
+    }
+    let order_ids = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|o| o["id"].as_u64().expect("id"))
+            .collect()
+    };
+    // Pages of one, newest first, for the buyer (its retailer's orders) and the admin (all),
+    // with and without a status filter; an order placed during the walk is not met.
+    for (token, filter) in [
+        (&a.buyer.token, ""),
+        (&a.admin.token, ""),
+        (&a.admin.token, "&status=placed"),
+        (&a.buyer.token, "&status=placed"),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut newer = None;
+        loop {
+            let path = match &cursor {
+                None => format!("/v1/orders?sort=-id&limit=1{filter}"),
+                Some(c) => format!("/v1/orders?sort=-id&limit=1{filter}&cursor={c}"),
+            };
+            let (status, page) = w.get(&path, token).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {page}");
+            seen.extend(order_ids(&page));
+            if newer.is_none() {
+                let (status, order) =
+                    place(&w, &a.buyer.token, None, order_of(&[(a.products[4], 1)])).await;
+                assert_eq!(status, StatusCode::CREATED, "{order}");
+                newer = order["id"].as_u64();
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        let newer = newer.expect("placed during the walk");
+        assert!(!seen.contains(&newer), "{seen:?}");
+        assert!(seen.windows(2).all(|p| p[0] > p[1]), "{seen:?}");
+        // Everything older than the first page's order is there, newest first.
+        let first = seen[0];
+        let (_, all) = w.get(&format!("/v1/orders?limit=500{filter}"), token).await;
+        let mut expected: Vec<u64> = order_ids(&all)
+            .into_iter()
+            .filter(|id| *id <= first)
+            .collect();
+        expected.reverse();
+        assert_eq!(seen, expected, "{filter}");
+        for id in &placed {
+            assert!(seen.contains(id), "{id} in {seen:?}");
+        }
+    }
+    let got = w.get("/v1/orders?sort=placed_at", &a.admin.token).await;
+    assert_eq!(
+        assert_problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")["field"],
+        "sort"
+    );
+}

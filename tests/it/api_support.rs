@@ -88,6 +88,12 @@ pub async fn world() -> World {
 
 /// [`world`] with extra `serve` arguments (for example lower limits).
 pub async fn world_with(args: Vec<String>) -> World {
+    world_with_env(args, Vec::new()).await
+}
+
+/// [`world`] with extra `serve` arguments and `MERCATO_*` environment variables (settings
+/// that have no flag, such as the rate limit).
+pub async fn world_with_env(args: Vec<String>, env: Vec<(String, String)>) -> World {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
     let (platform_token, a, b) = {
@@ -107,8 +113,8 @@ pub async fn world_with(args: Vec<String>) -> World {
     };
     let app = spawn_app_with(SpawnOptions {
         args,
+        env,
         data_dir: Some(data_dir),
-        ..SpawnOptions::default()
     });
     let client = app.client();
     World {

@@ -367,3 +367,180 @@ async fn every_route_answers_another_tenants_ids_with_404() {
         .await;
     assert_eq!(product["name"], "Only in B", "{product}");
 }
+
+/// An answer that reveals nothing of another tenant: 404 or 422 for a refused id, or, for a
+/// list filter, an empty page.
+fn assert_refused_or_empty(got: &(StatusCode, Value), what: &str) {
+    match got.0 {
+        StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY => {
+            assert!(got.1["code"].is_string(), "{what}: {}", got.1);
+        }
+        StatusCode::OK => assert_eq!(got.1["items"], json!([]), "{what}"),
+        other => panic!("{what}: {other} {}", got.1),
+    }
+}
+
+/// What B's admin sees of B, to show that A's attempts changed nothing.
+async fn tenant_state(w: &World, foreign: &ForeignIds) -> Vec<Value> {
+    let mut state = Vec::new();
+    for path in [
+        "/v1/products?limit=500".to_owned(),
+        "/v1/retailers?limit=500".to_owned(),
+        "/v1/users?limit=500".to_owned(),
+        "/v1/api-keys?limit=500".to_owned(),
+        "/v1/orders?limit=500".to_owned(),
+        "/v1/stock-adjustments?limit=500".to_owned(),
+        "/v1/categories?limit=500".to_owned(),
+        foreign.fill("/v1/products/{id}/stock"),
+        foreign.fill("/v1/customer-groups/{id}/prices"),
+    ] {
+        let (status, body) = w.get(&path, &w.b.admin.token).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        state.push(body);
+    }
+    state
+}
+
+#[tokio::test]
+async fn another_tenants_ids_inside_bodies_and_queries_are_refused() {
+    let w = world().await;
+    let foreign = foreign_ids(&w).await;
+    let id = |name: &str| -> u64 { foreign.0[name].parse().expect("numeric id") };
+    let (product, manufacturer, category) = (id("products"), id("manufacturers"), id("categories"));
+    let (group, retailer, warehouse) = (id("customer-groups"), id("retailers"), id("warehouses"));
+    let before = tenant_state(&w, &foreign).await;
+    let admin = &w.a.admin.token;
+
+    let bodies = [
+        (
+            "/v1/orders",
+            &w.a.buyer.token,
+            json!({"lines": [{"product_id": product, "quantity": 2}]}),
+            "order line product_id",
+            "unknown_product",
+        ),
+        (
+            "/v1/orders",
+            &w.a.buyer.token,
+            json!({"lines": [{"sku": "B-ONLY", "manufacturer_id": w.b.manufacturer_id, "quantity": 2},
+                             {"sku": "B-ONLY", "manufacturer_id": manufacturer, "quantity": 2}]}),
+            "order line sku",
+            "unknown_product",
+        ),
+        (
+            "/v1/products",
+            admin,
+            json!({"manufacturer_id": manufacturer, "sku": "A-1", "name": "x",
+                   "base_price": {"minor": 500}}),
+            "product manufacturer_id",
+            "\"field\":\"manufacturer_id\"",
+        ),
+        (
+            "/v1/products",
+            admin,
+            json!({"manufacturer_id": w.a.manufacturer_id, "category_id": category, "sku": "A-2",
+                   "name": "x", "base_price": {"minor": 500}}),
+            "product category_id",
+            "\"field\":\"category_id\"",
+        ),
+        (
+            "/v1/retailers",
+            admin,
+            json!({"name": "Grouped", "customer_group_id": group}),
+            "retailer customer_group_id",
+            "\"field\":\"customer_group_id\"",
+        ),
+        (
+            "/v1/stock-adjustments",
+            admin,
+            json!({"warehouse_id": w.a.warehouse_id, "product_id": product, "delta": 5,
+                   "reason": "receipt"}),
+            "stock adjustment product_id",
+            "\"resource\":\"product\"",
+        ),
+        (
+            "/v1/stock-adjustments",
+            admin,
+            json!({"warehouse_id": warehouse, "product_id": w.a.products[0], "delta": 5,
+                   "reason": "receipt"}),
+            "stock adjustment warehouse_id",
+            "\"resource\":\"warehouse\"",
+        ),
+        (
+            "/v1/users",
+            admin,
+            json!({"email": "bound@acme.example", "password": "a long enough password 42",
+                   "role": {"kind": "buyer", "retailer_id": retailer}}),
+            "user role retailer_id",
+            "\"field\":\"role.retailer_id\"",
+        ),
+        (
+            "/v1/users",
+            admin,
+            json!({"email": "bound@acme.example", "password": "a long enough password 42",
+                   "role": {"kind": "manufacturer_user", "manufacturer_id": manufacturer}}),
+            "user role manufacturer_id",
+            "\"field\":\"role.manufacturer_id\"",
+        ),
+        (
+            "/v1/api-keys",
+            admin,
+            json!({"name": "bound", "scopes": ["orders:read"],
+                   "role": {"kind": "buyer_approver", "retailer_id": retailer}}),
+            "api key role retailer_id",
+            "\"field\":\"role.retailer_id\"",
+        ),
+    ];
+    // Each is refused because of the foreign id, not because of the rest of the body.
+    for (path, token, body, what, names) in bodies {
+        let got = w.post(path, token, body).await;
+        assert!(
+            matches!(
+                got.0,
+                StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "{what}: {} {}",
+            got.0,
+            got.1
+        );
+        assert!(got.1.to_string().contains(names), "{what}: {}", got.1);
+    }
+    let got = w
+        .patch(
+            &format!("/v1/retailers/{}", w.a.retailer_id),
+            admin,
+            json!({"customer_group_id": group}),
+        )
+        .await;
+    assert!(
+        matches!(
+            got.0,
+            StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY
+        ),
+        "retailer update customer_group_id: {} {}",
+        got.0,
+        got.1
+    );
+    assert_eq!(got.1["field"], "customer_group_id", "{}", got.1);
+
+    for path in [
+        format!("/v1/products?manufacturer_id={manufacturer}"),
+        format!("/v1/products?category_id={category}"),
+        format!("/v1/products?manufacturer_id={manufacturer}&sku=B-ONLY"),
+        format!("/v1/orders?retailer_id={retailer}"),
+        format!("/v1/suborders?manufacturer_id={manufacturer}"),
+        format!("/v1/invoices?retailer_id={retailer}"),
+        format!("/v1/stock-adjustments?product_id={product}"),
+    ] {
+        assert_refused_or_empty(&w.get(&path, admin).await, &path);
+    }
+
+    // Nothing A sent changed B, and A gained nothing either.
+    assert_eq!(tenant_state(&w, &foreign).await, before);
+    let (_, a_products) = w.get("/v1/products?limit=500", admin).await;
+    assert_eq!(
+        a_products["items"].as_array().map(Vec::len),
+        Some(w.a.products.len()),
+        "{a_products}"
+    );
+}

@@ -4,6 +4,7 @@
 mod api_accounts;
 mod api_admin;
 mod api_catalog;
+mod api_conventions;
 mod api_inventory;
 mod api_orders;
 mod api_parties;
@@ -13,6 +14,7 @@ mod api_verification;
 mod config;
 mod demo;
 mod errors;
+mod import_cli;
 mod isolation;
 mod lifecycle;
 mod ops;

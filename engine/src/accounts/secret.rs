@@ -365,4 +365,49 @@ mod tests {
         assert!(check_password_policy(&"x".repeat(12)).is_ok());
         assert!(check_password_policy(&"x".repeat(256)).is_ok());
     }
+
+    /// On a runtime with a single thread, a timer task keeps firing while a password is being
+    /// hashed: the hash runs on the blocking pool, not on the thread that drives the tasks.
+    #[test]
+    fn hashing_leaves_the_runtime_thread_free() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::time::Duration;
+        use tokio::time::MissedTickBehavior;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let ticks = Arc::new(AtomicU32::new(0));
+            let ticker = tokio::spawn({
+                let ticks = Arc::clone(&ticks);
+                async move {
+                    let mut interval = tokio::time::interval(Duration::from_millis(1));
+                    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    loop {
+                        interval.tick().await;
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            // Let the ticker take its first (immediate) tick before the hash starts.
+            while ticks.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let before = ticks.load(Ordering::Relaxed);
+            let hash = hash_password("correct horse battery").await.unwrap();
+            // Read before yielding: only ticks taken while the hash was running count.
+            let during = ticks.load(Ordering::Relaxed) - before;
+            ticker.abort();
+            assert!(hash.check_shape().is_ok());
+            // argon2id over 19 MiB takes milliseconds at the very least; a hash that held the
+            // runtime thread would leave the ticker at zero.
+            assert!(
+                during >= 3,
+                "the ticker fired {during} times while the password was hashed"
+            );
+        });
+    }
 }

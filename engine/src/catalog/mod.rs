@@ -53,7 +53,8 @@ pub use self::parties::{
 };
 pub use self::pricing::{price_for_group, resolve_unit_price};
 pub use self::products::{
-    ProductQuery, list_price_list, list_products, price_list_entry, product, product_by_sku,
+    ProductQuery, list_price_list, list_products, list_products_ordered, price_list_entry, product,
+    product_by_sku,
 };
 pub use self::validate::{
     ADDRESS_FIELD_BYTES_MAX, ATTRIBUTE_NAME_CHARS_MAX, ATTRIBUTE_VALUE_BYTES_MAX, ATTRIBUTES_MAX,
@@ -222,11 +223,22 @@ pub enum CatalogOutput {
     Upserted { created: u32, updated: u32 },
 }
 
+/// The direction of a list in id order. Ids are allocated in creation order, so `Descending`
+/// is newest first; either way a cursor (the last id of a page) stays valid while rows are
+/// added, since new ids only go at the ascending end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdOrder {
+    #[default]
+    Ascending,
+    Descending,
+}
+
 /// A page of a list, in id order, and where to continue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Pass as `after` for the next page; `None` when there is nothing after this page.
+    /// Pass as `after` for the next page (in a descending list: the id to continue below);
+    /// `None` when there is nothing after this page.
     pub next_after: Option<u64>,
 }
 

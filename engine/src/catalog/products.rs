@@ -8,7 +8,7 @@
 
 use super::validate::{self, LIST_SCAN_MAX, UPSERT_BATCH_MAX};
 use super::{
-    CatalogAction, CatalogOutput, Page, ProductInput, ProductUpsert, categories, checked,
+    CatalogAction, CatalogOutput, IdOrder, Page, ProductInput, ProductUpsert, categories, checked,
     not_found, settings, unexpected,
 };
 use crate::command::{Applied, Ctx, Rejection, reject};
@@ -20,7 +20,9 @@ use crate::tables::{
     ProductStatus, VerificationStatus,
 };
 use crate::{Actor, Engine, EngineError, TenantId};
-use mercato_storage::{BlobHash, StorageError, TenantReads, TenantWrite};
+use mercato_storage::{
+    BlobHash, KeyCodec, Record, StorageError, TableDef, TenantReads, TenantWrite,
+};
 use std::collections::BTreeSet;
 
 /// Unit of measure of a product created without one.
@@ -605,6 +607,16 @@ pub fn list_products(
     read: &impl TenantReads,
     query: &ProductQuery,
 ) -> Result<Page<Product>, StorageError> {
+    list_products_ordered(read, query, IdOrder::Ascending)
+}
+
+/// [`list_products`] in either id order; with [`IdOrder::Descending`], `query.after` is the id
+/// to continue below.
+pub fn list_products_ordered(
+    read: &impl TenantReads,
+    query: &ProductQuery,
+    order: IdOrder,
+) -> Result<Page<Product>, StorageError> {
     let limit = validate::page_limit(query.limit);
     let categories: Option<BTreeSet<u64>> = match query.category_id {
         None => None,
@@ -636,7 +648,7 @@ pub fn list_products(
     let mut examined = 0usize;
     loop {
         let chunk = (limit + 1).min(LIST_SCAN_MAX - examined).max(1);
-        let candidates = candidates(read, &source, after, chunk)?;
+        let candidates = candidates(read, &source, after, chunk, order)?;
         if candidates.is_empty() {
             return Ok(Page {
                 items,
@@ -664,46 +676,80 @@ pub fn list_products(
     }
 }
 
-/// The next `n` candidate products of a source after a product id, ascending.
+/// Scans `table` under `prefix` past `cursor` in `order`.
+fn scan_in<K: KeyCodec, V: Record, P: KeyCodec>(
+    read: &impl TenantReads,
+    table: &TableDef<K, V>,
+    prefix: &P,
+    cursor: Option<&K>,
+    n: usize,
+    order: IdOrder,
+) -> Result<Vec<(K, V)>, StorageError> {
+    match order {
+        IdOrder::Ascending => read.scan(table, prefix, cursor, n),
+        IdOrder::Descending => read.scan_desc(table, prefix, cursor, n),
+    }
+}
+
+/// The next `n` candidate products of a source past a product id, in `order`.
 fn candidates(
     read: &impl TenantReads,
     source: &Source,
     after: Option<u64>,
     n: usize,
+    order: IdOrder,
 ) -> Result<Vec<Product>, StorageError> {
     let ids: Vec<u64> = match source {
         Source::All => {
-            return Ok(read
-                .scan(&PRODUCTS, &(), after.as_ref(), n)?
+            return Ok(scan_in(read, &PRODUCTS, &(), after.as_ref(), n, order)?
                 .into_iter()
                 .map(|(_, p)| p)
                 .collect());
         }
         Source::Manufacturer(m) => {
             let after_key = after.map(|a| (*m, a));
-            read.scan(&PRODUCTS_BY_MANUFACTURER, m, after_key.as_ref(), n)?
-                .into_iter()
-                .map(|((_, id), _)| id)
-                .collect()
+            scan_in(
+                read,
+                &PRODUCTS_BY_MANUFACTURER,
+                m,
+                after_key.as_ref(),
+                n,
+                order,
+            )?
+            .into_iter()
+            .map(|((_, id), _)| id)
+            .collect()
         }
         Source::Status(s) => {
             let after_key = after.map(|a| (s.code(), a));
-            read.scan(&PRODUCTS_BY_STATUS, &s.code(), after_key.as_ref(), n)?
-                .into_iter()
-                .map(|((_, id), _)| id)
-                .collect()
+            scan_in(
+                read,
+                &PRODUCTS_BY_STATUS,
+                &s.code(),
+                after_key.as_ref(),
+                n,
+                order,
+            )?
+            .into_iter()
+            .map(|((_, id), _)| id)
+            .collect()
         }
         Source::Categories(cats) => {
-            // The n smallest ids after `after` of the union are among the n smallest of each
+            // The n first ids past the cursor of the union are among the n first of each
             // category.
             let mut ids = BTreeSet::new();
             for c in cats {
                 let after_key = after.map(|a| (*c, a));
-                for ((_, id), _) in read.scan(&PRODUCTS_BY_CATEGORY, c, after_key.as_ref(), n)? {
+                for ((_, id), _) in
+                    scan_in(read, &PRODUCTS_BY_CATEGORY, c, after_key.as_ref(), n, order)?
+                {
                     ids.insert(id);
                 }
             }
-            ids.into_iter().take(n).collect()
+            match order {
+                IdOrder::Ascending => ids.into_iter().take(n).collect(),
+                IdOrder::Descending => ids.into_iter().rev().take(n).collect(),
+            }
         }
     };
     let mut out = Vec::with_capacity(ids.len());
@@ -844,6 +890,20 @@ impl Engine {
         query: &ProductQuery,
     ) -> Result<Page<Product>, EngineError> {
         Ok(list_products(&self.storage.read(tenant)?, query)?)
+    }
+
+    /// Products matching a query, in `order` of id (descending: newest first).
+    pub fn list_products_ordered(
+        &self,
+        tenant: TenantId,
+        query: &ProductQuery,
+        order: IdOrder,
+    ) -> Result<Page<Product>, EngineError> {
+        Ok(list_products_ordered(
+            &self.storage.read(tenant)?,
+            query,
+            order,
+        )?)
     }
 
     /// A customer group's price-list entry for a product. Served from the read cache when it

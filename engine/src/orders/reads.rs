@@ -2,7 +2,7 @@
 //! cursor-paginated lists.
 
 use super::{PAGE_LIMIT_MAX, billing};
-use crate::catalog::Page;
+use crate::catalog::{IdOrder, Page};
 use crate::money::Money;
 use crate::tables::{
     INVOICES, INVOICES_BY_RETAILER, Invoice, ORDERS, ORDERS_BY_RETAILER_STATUS, ORDERS_BY_STATUS,
@@ -81,13 +81,19 @@ fn clamp(limit: usize) -> usize {
     limit.clamp(1, PAGE_LIMIT_MAX)
 }
 
+/// Where a page starts (the index key of the cursor), how long it is, and which way it goes.
+struct PageAt<K> {
+    after: Option<K>,
+    limit: usize,
+    order: IdOrder,
+}
+
 /// Reads one page of ids from an index whose keys end with the id, then the records.
 fn page_from_index<K, P, V>(
     read: &impl TenantReads,
     index: &TableDef<K, crate::tables::IndexMark>,
     prefix: &P,
-    after: Option<K>,
-    limit: usize,
+    at: PageAt<K>,
     id_of: impl Fn(&K) -> u64,
     records: &TableDef<u64, V>,
 ) -> Result<Page<V>, StorageError>
@@ -96,8 +102,16 @@ where
     P: KeyCodec,
     V: Record,
 {
+    let PageAt {
+        after,
+        limit,
+        order,
+    } = at;
     let limit = clamp(limit);
-    let rows = read.scan(index, prefix, after.as_ref(), limit)?;
+    let rows = match order {
+        IdOrder::Ascending => read.scan(index, prefix, after.as_ref(), limit)?,
+        IdOrder::Descending => read.scan_desc(index, prefix, after.as_ref(), limit)?,
+    };
     let next_after = if rows.len() == limit {
         rows.last().map(|(k, _)| id_of(k))
     } else {
@@ -123,6 +137,7 @@ fn page_across_statuses<V>(
     limit: usize,
     mut ids_of_status: impl FnMut(u8, usize) -> Result<Vec<u64>, StorageError>,
     records: &TableDef<u64, V>,
+    order: IdOrder,
 ) -> Result<Page<V>, StorageError>
 where
     V: Record,
@@ -132,7 +147,7 @@ where
     for code in status_codes {
         ids.extend(ids_of_status(code, limit)?);
     }
-    let (ids, next_after) = first_ids(ids, limit);
+    let (ids, next_after) = first_ids(ids, limit, order);
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         // Invariant: index rows are written with their record.
@@ -143,11 +158,14 @@ where
     Ok(Page { items, next_after })
 }
 
-/// The smallest `limit` of `ids` (gathered from several status ranges, each ascending) in
-/// ascending order, and the cursor of the next page: the last id when the page is full.
-fn first_ids(mut ids: Vec<u64>, limit: usize) -> (Vec<u64>, Option<u64>) {
+/// The first `limit` of `ids` (gathered from several status ranges, each in `order`) in
+/// `order`, and the cursor of the next page: the last id when the page is full.
+fn first_ids(mut ids: Vec<u64>, limit: usize, order: IdOrder) -> (Vec<u64>, Option<u64>) {
     // A record has one status, so its id is in one range only.
-    ids.sort_unstable();
+    match order {
+        IdOrder::Ascending => ids.sort_unstable(),
+        IdOrder::Descending => ids.sort_unstable_by(|a, b| b.cmp(a)),
+    }
     ids.truncate(limit);
     let next_after = if ids.len() == limit {
         ids.last().copied()
@@ -162,10 +180,23 @@ pub fn list_orders(
     read: &impl TenantReads,
     q: &OrderListQuery,
 ) -> Result<Page<Order>, StorageError> {
+    list_orders_ordered(read, q, IdOrder::Ascending)
+}
+
+/// [`list_orders`] in either id order; with [`IdOrder::Descending`] (newest first), `q.after`
+/// is the id to continue below.
+pub fn list_orders_ordered(
+    read: &impl TenantReads,
+    q: &OrderListQuery,
+    order: IdOrder,
+) -> Result<Page<Order>, StorageError> {
     match q.status {
         None => {
             let limit = clamp(q.limit);
-            let rows = read.scan(&ORDERS, &(), q.after.as_ref(), limit)?;
+            let rows = match order {
+                IdOrder::Ascending => read.scan(&ORDERS, &(), q.after.as_ref(), limit)?,
+                IdOrder::Descending => read.scan_desc(&ORDERS, &(), q.after.as_ref(), limit)?,
+            };
             let next_after = if rows.len() == limit {
                 rows.last().map(|(k, _)| *k)
             } else {
@@ -180,8 +211,11 @@ pub fn list_orders(
             read,
             &ORDERS_BY_STATUS,
             &status.code(),
-            q.after.map(|a| (status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (status.code(), a)),
+                limit: q.limit,
+                order,
+            },
             |k| k.1,
             &ORDERS,
         ),
@@ -194,6 +228,16 @@ pub fn list_orders_of_retailer(
     retailer_id: u64,
     q: &OrderListQuery,
 ) -> Result<Page<Order>, StorageError> {
+    list_orders_of_retailer_ordered(read, retailer_id, q, IdOrder::Ascending)
+}
+
+/// [`list_orders_of_retailer`] in either id order.
+pub fn list_orders_of_retailer_ordered(
+    read: &impl TenantReads,
+    retailer_id: u64,
+    q: &OrderListQuery,
+    order: IdOrder,
+) -> Result<Page<Order>, StorageError> {
     match q.status {
         None => page_across_statuses(
             read,
@@ -201,22 +245,29 @@ pub fn list_orders_of_retailer(
             q.limit,
             |code, limit| {
                 let after = q.after.map(|a| (retailer_id, code, a));
-                let rows = read.scan(
-                    &ORDERS_BY_RETAILER_STATUS,
-                    &(retailer_id, code),
-                    after.as_ref(),
-                    limit,
-                )?;
+                let prefix = (retailer_id, code);
+                let rows = match order {
+                    IdOrder::Ascending => {
+                        read.scan(&ORDERS_BY_RETAILER_STATUS, &prefix, after.as_ref(), limit)?
+                    }
+                    IdOrder::Descending => {
+                        read.scan_desc(&ORDERS_BY_RETAILER_STATUS, &prefix, after.as_ref(), limit)?
+                    }
+                };
                 Ok(rows.into_iter().map(|(k, _)| k.2).collect())
             },
             &ORDERS,
+            order,
         ),
         Some(status) => page_from_index(
             read,
             &ORDERS_BY_RETAILER_STATUS,
             &(retailer_id, status.code()),
-            q.after.map(|a| (retailer_id, status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (retailer_id, status.code(), a)),
+                limit: q.limit,
+                order,
+            },
             |k| k.2,
             &ORDERS,
         ),
@@ -245,13 +296,17 @@ pub fn list_suborders_of_manufacturer(
                 Ok(rows.into_iter().map(|(k, _)| k.2).collect())
             },
             &SUBORDERS,
+            IdOrder::Ascending,
         ),
         Some(status) => page_from_index(
             read,
             &SUBORDERS_BY_MANUFACTURER_STATUS,
             &(manufacturer_id, status.code()),
-            q.after.map(|a| (manufacturer_id, status.code(), a)),
-            q.limit,
+            PageAt {
+                after: q.after.map(|a| (manufacturer_id, status.code(), a)),
+                limit: q.limit,
+                order: IdOrder::Ascending,
+            },
             |k| k.2,
             &SUBORDERS,
         ),
@@ -269,8 +324,11 @@ pub fn list_invoices_of_retailer(
         read,
         &INVOICES_BY_RETAILER,
         &retailer_id,
-        after.map(|a| (retailer_id, a)),
-        limit,
+        PageAt {
+            after: after.map(|a| (retailer_id, a)),
+            limit,
+            order: IdOrder::Ascending,
+        },
         |k| k.1,
         &INVOICES,
     )
@@ -287,8 +345,11 @@ pub fn list_payments_of_invoice(
         read,
         &PAYMENTS_BY_INVOICE,
         &invoice_id,
-        after.map(|a| (invoice_id, a)),
-        limit,
+        PageAt {
+            after: after.map(|a| (invoice_id, a)),
+            limit,
+            order: IdOrder::Ascending,
+        },
         |k| k.1,
         &PAYMENTS,
     )
@@ -325,6 +386,7 @@ pub fn retailer_credit(
 #[cfg(test)]
 mod tests {
     use super::first_ids;
+    use crate::catalog::IdOrder;
     use crate::tables::{OrderStatus, SubOrderStatus};
 
     #[test]
@@ -334,11 +396,33 @@ mod tests {
         let shipped = [1, 7, 8];
         let cancelled = [3];
         let gathered: Vec<u64> = [&placed[..], &shipped[..], &cancelled[..]].concat();
-        assert_eq!(first_ids(gathered.clone(), 3), (vec![1, 2, 3], Some(3)));
-        assert_eq!(first_ids(gathered, 10), (vec![1, 2, 3, 5, 7, 8, 9], None));
+        assert_eq!(
+            first_ids(gathered.clone(), 3, IdOrder::Ascending),
+            (vec![1, 2, 3], Some(3))
+        );
+        assert_eq!(
+            first_ids(gathered.clone(), 10, IdOrder::Ascending),
+            (vec![1, 2, 3, 5, 7, 8, 9], None)
+        );
         // A page filled exactly still gives a cursor (the next page may be empty).
-        assert_eq!(first_ids(vec![4, 6], 2), (vec![4, 6], Some(6)));
-        assert_eq!(first_ids(Vec::new(), 2), (Vec::new(), None));
+        assert_eq!(
+            first_ids(vec![4, 6], 2, IdOrder::Ascending),
+            (vec![4, 6], Some(6))
+        );
+        assert_eq!(
+            first_ids(Vec::new(), 2, IdOrder::Ascending),
+            (Vec::new(), None)
+        );
+        // Newest first: each range was scanned descending, and the largest ids are the page.
+        let gathered: Vec<u64> = [[9, 5, 2], [8, 7, 1]].concat();
+        assert_eq!(
+            first_ids(gathered.clone(), 3, IdOrder::Descending),
+            (vec![9, 8, 7], Some(7))
+        );
+        assert_eq!(
+            first_ids(gathered, 10, IdOrder::Descending),
+            (vec![9, 8, 7, 5, 2, 1], None)
+        );
     }
 
     /// The merged lists read every status range: `ALL` must hold each status once, by code.

@@ -6,8 +6,10 @@ use mercato_engine::accounts::{
     ScopeSet, Session,
 };
 use mercato_engine::audit::{AuditQuery, ChainCheck};
+use mercato_engine::catalog::{ManufacturerInput, RetailerInput};
+use mercato_engine::money::{Currency, Money};
 use mercato_engine::platform::{NewTenant, PlatformAction};
-use mercato_engine::tables::{TenantSettings, TenantStatus, UserStatus};
+use mercato_engine::tables::{CountryCode, PaymentTerms, TenantSettings, TenantStatus, UserStatus};
 use mercato_engine::tenancy::{SESSION_TTL_MS_DEFAULT, SESSION_TTL_MS_MIN, TenancyAction};
 use mercato_engine::{
     Action, Actor, Command, Engine, EngineConfig, EngineError, Rejection, TenantId, now_ms,
@@ -68,6 +70,42 @@ fn new_user(email: &str, role: Role) -> NewUser {
         role,
         password: PASSWORD.into(),
     }
+}
+
+/// Creates a manufacturer in the tenant, so that a role can be bound to it.
+async fn manufacturer(w: &World, tenant: TenantId, name: &str) -> u64 {
+    w.engine
+        .create_manufacturer(
+            tenant,
+            Actor::System,
+            ManufacturerInput {
+                name: name.into(),
+                country: CountryCode::parse("DE").unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// Creates a retailer in the tenant, so that a role can be bound to it.
+async fn retailer(w: &World, tenant: TenantId, name: &str) -> u64 {
+    w.engine
+        .create_retailer(
+            tenant,
+            Actor::System,
+            RetailerInput {
+                name: name.into(),
+                customer_group_id: None,
+                payment_terms: PaymentTerms::Prepaid,
+                credit_limit: Money::new(0, Currency::EUR),
+                approval_threshold: None,
+                addresses: Vec::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
 }
 
 fn is_invalid(result: &Result<impl std::fmt::Debug, EngineError>, field: &str) -> bool {
@@ -485,11 +523,13 @@ async fn provisioning_never_clobbers_a_tenant_created_outside_the_registry() {
 async fn admins_create_users_of_every_role_and_list_them() {
     let w = open();
     let (tenant, admin) = tenant_with_admin(&w, "acme").await;
+    let manufacturer_id = manufacturer(&w, tenant, "Acme Tools").await;
+    let retailer_id = retailer(&w, tenant, "Corner Shop").await;
     let roles = [
         Role::TenantAdmin,
-        Role::ManufacturerUser { manufacturer_id: 7 },
-        Role::Buyer { retailer_id: 3 },
-        Role::BuyerApprover { retailer_id: 3 },
+        Role::ManufacturerUser { manufacturer_id },
+        Role::Buyer { retailer_id },
+        Role::BuyerApprover { retailer_id },
         Role::Reviewer,
     ];
     let mut ids = Vec::new();
@@ -565,10 +605,12 @@ async fn user_creation_rejects_bad_input_duplicates_and_non_admins() {
     let w = open();
     let (tenant, admin) = tenant_with_admin(&w, "acme").await;
     let p = &admin.principal;
+    let retailer_id = retailer(&w, tenant, "Corner Shop").await;
+    let manufacturer_id = manufacturer(&w, tenant, "Acme Tools").await;
     w.engine
         .create_user(
             p,
-            new_user("buyer@acme.example", Role::Buyer { retailer_id: 1 }),
+            new_user("buyer@acme.example", Role::Buyer { retailer_id }),
         )
         .await
         .unwrap();
@@ -602,6 +644,45 @@ async fn user_creation_rejects_bad_input_duplicates_and_non_admins() {
         let result = w.engine.create_user(p, user).await;
         assert!(is_invalid(&result, field), "{field}: {result:?}");
     }
+    // A role binds only to a party that exists in the tenant.
+    let unbound = [
+        (
+            "role.retailer_id",
+            Role::Buyer {
+                retailer_id: retailer_id + 1,
+            },
+        ),
+        (
+            "role.retailer_id",
+            Role::BuyerApprover {
+                retailer_id: retailer_id + 1,
+            },
+        ),
+        (
+            "role.manufacturer_id",
+            Role::ManufacturerUser {
+                manufacturer_id: manufacturer_id + 1,
+            },
+        ),
+    ];
+    for (field, role) in unbound {
+        let result = w
+            .engine
+            .create_user(p, new_user("unbound@acme.example", role))
+            .await;
+        assert!(is_invalid(&result, field), "{field}: {result:?}");
+    }
+    // The party exists: the same manufacturer binding is accepted.
+    w.engine
+        .create_user(
+            p,
+            new_user(
+                "maker@acme.example",
+                Role::ManufacturerUser { manufacturer_id },
+            ),
+        )
+        .await
+        .unwrap();
     // Exactly 12 and 256 bytes are accepted.
     for (i, len) in [12, 256].into_iter().enumerate() {
         let mut user = new_user(&format!("edge{i}@acme.example"), Role::Reviewer);
@@ -642,7 +723,11 @@ async fn user_creation_rejects_bad_input_duplicates_and_non_admins() {
     );
 
     let users = w.engine.list_users(p, None, 100).unwrap();
-    assert_eq!(users.items.len(), 4, "admin, buyer and the two edge cases");
+    assert_eq!(
+        users.items.len(),
+        5,
+        "admin, buyer, maker and the two edge cases"
+    );
 }
 
 trait SessionExt {
@@ -703,11 +788,12 @@ async fn login_failures_are_all_unauthenticated() {
 async fn sessions_expire_and_are_revoked_by_logout_revoke_all_and_disable() {
     let w = open();
     let (tenant, admin) = tenant_with_admin(&w, "acme").await;
+    let retailer_id = retailer(&w, tenant, "Corner Shop").await;
     let user = w
         .engine
         .create_user(
             &admin.principal,
-            new_user("buyer@acme.example", Role::Buyer { retailer_id: 4 }),
+            new_user("buyer@acme.example", Role::Buyer { retailer_id }),
         )
         .await
         .unwrap();
@@ -763,7 +849,7 @@ async fn sessions_expire_and_are_revoked_by_logout_revoke_all_and_disable() {
         .engine
         .create_user(
             &admin.principal,
-            new_user("peer@acme.example", Role::Buyer { retailer_id: 4 }),
+            new_user("peer@acme.example", Role::Buyer { retailer_id }),
         )
         .await
         .unwrap();
@@ -1060,6 +1146,8 @@ async fn passwords_are_changed_with_the_current_one_or_reset_by_an_admin() {
 async fn api_keys_are_shown_once_scoped_listed_without_secrets_expire_and_revoke() {
     let w = open();
     let (tenant, admin) = tenant_with_admin(&w, "acme").await;
+    let maker = manufacturer(&w, tenant, "Acme Tools").await;
+    let other_maker = manufacturer(&w, tenant, "Borealis Paints").await;
     let expires = now_ms() + 3_600_000;
     let created = w
         .engine
@@ -1067,7 +1155,9 @@ async fn api_keys_are_shown_once_scoped_listed_without_secrets_expire_and_revoke
             &admin.principal,
             NewApiKey {
                 name: " Vendor ERP ".into(),
-                role: Role::ManufacturerUser { manufacturer_id: 5 },
+                role: Role::ManufacturerUser {
+                    manufacturer_id: maker,
+                },
                 scopes: ScopeSet::of(&[Scope::CatalogWrite, Scope::InventoryWrite]),
                 expires_at_ms: Some(expires),
             },
@@ -1087,10 +1177,16 @@ async fn api_keys_are_shown_once_scoped_listed_without_secrets_expire_and_revoke
     let principal = w.engine.authenticate(&secret).unwrap();
     assert_eq!(principal.actor, Actor::ApiKey(created.key.id));
     assert_eq!(principal.tenant, tenant);
-    assert!(principal.can(Permission::ManageInventory { manufacturer_id: 5 }));
+    assert!(principal.can(Permission::ManageInventory {
+        manufacturer_id: maker
+    }));
     assert!(principal.can(Permission::ReadCatalog));
-    assert!(!principal.can(Permission::ManageInventory { manufacturer_id: 6 }));
-    assert!(!principal.can(Permission::FulfilOrder { manufacturer_id: 5 }));
+    assert!(!principal.can(Permission::ManageInventory {
+        manufacturer_id: other_maker
+    }));
+    assert!(!principal.can(Permission::FulfilOrder {
+        manufacturer_id: maker
+    }));
     assert!(!principal.can(Permission::ManageUsers));
     assert!(w.engine.authenticate_at(&secret, expires - 1).is_ok());
     assert!(matches!(
@@ -1168,7 +1264,7 @@ async fn api_key_creation_rejects_bad_input_and_non_admins() {
         scopes: ScopeSet::of(&[Scope::CatalogRead]),
         expires_at_ms: None,
     };
-    let cases: [(&str, NewApiKey); 5] = [
+    let cases: [(&str, NewApiKey); 7] = [
         (
             "name",
             NewApiKey {
@@ -1201,6 +1297,21 @@ async fn api_key_creation_rejects_bad_input_and_non_admins() {
             "role.retailer_id",
             NewApiKey {
                 role: Role::Buyer { retailer_id: 0 },
+                ..good()
+            },
+        ),
+        // Ids of parties that do not exist in the tenant.
+        (
+            "role.retailer_id",
+            NewApiKey {
+                role: Role::Buyer { retailer_id: 1 },
+                ..good()
+            },
+        ),
+        (
+            "role.manufacturer_id",
+            NewApiKey {
+                role: Role::ManufacturerUser { manufacturer_id: 1 },
                 ..good()
             },
         ),
@@ -1283,10 +1394,11 @@ async fn api_key_creation_rejects_bad_input_and_non_admins() {
     );
 
     // Buyers do not create keys.
+    let retailer_id = retailer(&w, tenant, "Corner Shop").await;
     w.engine
         .create_user(
             &admin.principal,
-            new_user("buyer@acme.example", Role::Buyer { retailer_id: 1 }),
+            new_user("buyer@acme.example", Role::Buyer { retailer_id }),
         )
         .await
         .unwrap();

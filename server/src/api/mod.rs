@@ -25,7 +25,9 @@ pub mod respond;
 
 pub use auth::{Auth, PlatformAuth, require};
 pub use errors::not_found;
-pub use paging::{FieldSet, ListParams, ListResponse, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
+pub use paging::{
+    FieldSet, ListParams, ListResponse, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, SortParam,
+};
 pub use respond::{
     CACHE_CONTROL_PRIVATE, blocking, created, no_content, ok_json, read_json, read_list,
 };

@@ -6,6 +6,7 @@
 //! concurrent inserts, unlike offsets).
 
 use crate::problem::ApiError;
+use mercato_engine::catalog::IdOrder;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -18,6 +19,9 @@ pub const FIELDS_BYTES_MAX: usize = 1024;
 pub const FIELDS_COUNT_MAX: usize = 64;
 /// Prefix of every cursor, so that a cursor is recognisably one.
 const CURSOR_PREFIX: &str = "c";
+/// Prefix of the cursors of lists sorted newest first (`sort=-id`): a cursor continues the
+/// list in the order it came from, and is refused by a list in the other order.
+const CURSOR_PREFIX_DESC: &str = "d";
 
 /// `?limit=&cursor=&fields=` of every list route.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
@@ -49,6 +53,18 @@ impl ListParams {
         self.cursor.as_deref().map(decode_cursor).transpose()
     }
 
+    /// The id to continue from in a list in `order` (after it ascending, below it descending).
+    pub fn after_in(&self, order: IdOrder) -> Result<Option<u64>, ApiError> {
+        match order {
+            IdOrder::Ascending => self.after(),
+            IdOrder::Descending => self
+                .cursor
+                .as_deref()
+                .map(|c| decode_with(CURSOR_PREFIX_DESC, c))
+                .transpose(),
+        }
+    }
+
     /// The `fields=` selection, if any.
     pub fn fields(&self) -> Result<Option<FieldSet>, ApiError> {
         self.fields.as_deref().map(FieldSet::parse).transpose()
@@ -62,11 +78,48 @@ pub fn encode_cursor(after: u64) -> String {
 
 /// Decodes a cursor made by [`encode_cursor`].
 pub fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
+    decode_with(CURSOR_PREFIX, cursor)
+}
+
+fn decode_with(prefix: &str, cursor: &str) -> Result<u64, ApiError> {
     cursor
-        .strip_prefix(CURSOR_PREFIX)
+        .strip_prefix(prefix)
         .filter(|hex| !hex.is_empty() && hex.len() <= 16)
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor returned by this list"))
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "cursor",
+                "not a cursor returned by this list in this sort order",
+            )
+        })
+}
+
+/// `?sort=` of the lists that can be sorted.
+///
+/// Lists are keyset-paginated by id, so they sort by id only: `id` (oldest first, the
+/// default) or `-id` (newest first; ids are allocated in creation order). Sorting by another
+/// key (name, SKU) would need an index per key for a cursor that stays stable under inserts
+/// at bounded cost; `/v1/search/products` sorts by name, price and relevance instead.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SortParam {
+    /// `id` (oldest first, the default) or `-id` (newest first). Keep the same `sort` for
+    /// every page: a cursor is refused by the list in the other order.
+    pub sort: Option<String>,
+}
+
+impl SortParam {
+    /// The requested order; anything but `id` and `-id` is a 422 naming `sort`.
+    pub fn order(&self) -> Result<IdOrder, ApiError> {
+        match self.sort.as_deref() {
+            None | Some("id") => Ok(IdOrder::Ascending),
+            Some("-id") => Ok(IdOrder::Descending),
+            Some(other) => Err(ApiError::invalid_field(
+                "sort",
+                format!("`{other}` is not a sort of this list: use `id` or `-id`"),
+            )),
+        }
+    }
 }
 
 /// One page of a list.
@@ -83,6 +136,17 @@ impl<T> ListResponse<T> {
         ListResponse {
             items,
             next_cursor: next_after.map(encode_cursor),
+        }
+    }
+
+    /// A page of a list in `order`, whose cursor only that order accepts.
+    pub fn new_in(items: Vec<T>, next_after: Option<u64>, order: IdOrder) -> Self {
+        ListResponse {
+            items,
+            next_cursor: next_after.map(|id| match order {
+                IdOrder::Ascending => encode_cursor(id),
+                IdOrder::Descending => format!("{CURSOR_PREFIX_DESC}{id:x}"),
+            }),
         }
     }
 }
@@ -147,6 +211,37 @@ mod tests {
         for bad in ["", "c", "x10", "c1g", "c11111111111111111"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sorts_and_their_cursors() {
+        let sort = |s: Option<&str>| SortParam {
+            sort: s.map(str::to_owned),
+        };
+        assert_eq!(sort(None).order().expect("default"), IdOrder::Ascending);
+        assert_eq!(sort(Some("id")).order().expect("id"), IdOrder::Ascending);
+        assert_eq!(sort(Some("-id")).order().expect("-id"), IdOrder::Descending);
+        for bad in ["name", "-name", "created_at", "ID", ""] {
+            assert!(sort(Some(bad)).order().is_err(), "{bad}");
+        }
+        let page = ListResponse::new_in(vec![1], Some(42), IdOrder::Descending);
+        let cursor = page.next_cursor.expect("cursor");
+        let params = ListParams {
+            cursor: Some(cursor),
+            ..ListParams::default()
+        };
+        assert_eq!(
+            params.after_in(IdOrder::Descending).expect("desc"),
+            Some(42)
+        );
+        assert!(params.after_in(IdOrder::Ascending).is_err());
+        let page = ListResponse::new_in(vec![1], Some(42), IdOrder::Ascending);
+        let params = ListParams {
+            cursor: page.next_cursor,
+            ..ListParams::default()
+        };
+        assert_eq!(params.after_in(IdOrder::Ascending).expect("asc"), Some(42));
+        assert!(params.after_in(IdOrder::Descending).is_err());
     }
 
     #[test]

@@ -1074,6 +1074,11 @@ pub struct AuditVerifyDto {
     /// Entries checked (when intact).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<u64>,
+    /// SHA-256 of the last entry, hex (when intact and the log has entries). It commits to
+    /// every entry before it: keep it outside the system with `entries`, and a later check
+    /// whose entry `entries` has another hash shows that the log was rewritten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_hash: Option<String>,
     /// The first entry that does not match (when broken).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broken_at_seq: Option<u64>,
@@ -1081,12 +1086,13 @@ pub struct AuditVerifyDto {
     pub reason: Option<String>,
 }
 
-/// Recomputes the tenant's whole audit hash chain (needs `read the audit log`).
+/// Recomputes the tenant's whole audit hash chain (needs `read the audit log`) and returns its
+/// entry count and head hash, to be anchored outside.
 #[utoipa::path(
     get, path = "/v1/audit/verify", tag = "accounts",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The outcome (intact or where it breaks)", body = AuditVerifyDto),
+        (status = 200, description = "The outcome: intact with the entry count and the head hash to keep as an anchor, or where the chain breaks", body = AuditVerifyDto),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The credential may not read the audit log", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
@@ -1097,17 +1103,19 @@ async fn verify_audit(
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ReadAudit)?;
     let tenant = principal.tenant;
-    let check = blocking(&state, move |engine| engine.audit_verify(tenant)).await?;
-    let body = match check {
+    let anchored = blocking(&state, move |engine| engine.audit_verify_anchored(tenant)).await?;
+    let body = match anchored.check {
         ChainCheck::Intact { entries } => AuditVerifyDto {
             intact: true,
             entries: Some(entries),
+            head_hash: anchored.head.map(|head| hex(&head.hash)),
             broken_at_seq: None,
             reason: None,
         },
         ChainCheck::Broken { seq, reason } => AuditVerifyDto {
             intact: false,
             entries: None,
+            head_hash: None,
             broken_at_seq: Some(seq),
             reason: Some(reason),
         },

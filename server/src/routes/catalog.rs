@@ -11,8 +11,8 @@
 
 use crate::api::respond::CACHE_CONTROL_NO_STORE;
 use crate::api::{
-    Auth, CACHE_CONTROL_PRIVATE, ListParams, ListResponse, blocking, created, no_content,
-    not_found, ok_json, read_json, read_list, require,
+    Auth, CACHE_CONTROL_PRIVATE, ListParams, ListResponse, SortParam, blocking, created,
+    no_content, not_found, ok_json, read_json, read_list, require,
 };
 use crate::app::AppState;
 use crate::problem::{ApiError, ErrorCode};
@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mercato_engine::accounts::{Permission, Principal, Role};
 use mercato_engine::catalog::{
-    CategoryInput, CategoryPathItem, ImportBatch, ImportMode, ImportReport, ImportRowError,
-    ProductInput, ProductQuery, validate,
+    CategoryInput, CategoryPathItem, IdOrder, ImportBatch, ImportMode, ImportReport,
+    ImportRowError, ProductInput, ProductQuery, validate,
 };
 use mercato_engine::money::{Currency, Money};
 use mercato_engine::tables::{CatalogSettings, Category, PriceTier, Product, ProductStatus};
@@ -781,28 +781,31 @@ fn product_query(principal: &Principal, filter: &ProductFilter) -> Result<Produc
     })
 }
 
-/// Lists products in id order (stable under inserts), filtered.
+/// Lists products in id order (stable under inserts), filtered: oldest first, or newest first
+/// with `sort=-id`.
 #[utoipa::path(
     get, path = "/v1/products", tag = "catalog",
     security(("bearer" = [])),
-    params(ListParams, ProductFilter),
+    params(ListParams, SortParam, ProductFilter),
     responses(
         (status = 200, description = "A page of products; a page may be short when many rows were skipped by filters, follow next_cursor", body = ListResponse<ProductDto>),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "May not read the catalog, or asked for unpublished products of another manufacturer", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter, limit, cursor or fields", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter, sort, limit, cursor or fields", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn list_products(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Query(page): Query<ListParams>,
+    Query(sort): Query<SortParam>,
     Query(filter): Query<ProductFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require(&principal, Permission::ReadCatalog)?;
-    let (limit, after, fields) = (page.limit()?, page.after()?, page.fields()?);
+    let order = sort.order()?;
+    let (limit, after, fields) = (page.limit()?, page.after_in(order)?, page.fields()?);
     let mut query = product_query(&principal, &filter)?;
     query.after = after;
     query.limit = limit;
@@ -810,16 +813,16 @@ async fn list_products(
     let tenant = principal.tenant;
     let (items, next_after) = blocking(&state, move |engine| match sku {
         None => {
-            let page = engine.list_products(tenant, &query)?;
+            let page = engine.list_products_ordered(tenant, &query, order)?;
             Ok((page.items, page.next_after))
         }
-        Some(sku) => list_by_sku(engine, tenant, query, &sku),
+        Some(sku) => list_by_sku(engine, tenant, query, &sku, order),
     })
     .await?;
     let items: Vec<ProductDto> = items.into_iter().map(ProductDto::from).collect();
     read_list(
         &headers,
-        &ListResponse::new(items, next_after),
+        &ListResponse::new_in(items, next_after, order),
         fields.as_ref(),
     )
 }
@@ -831,9 +834,14 @@ fn list_by_sku(
     tenant: TenantId,
     mut query: ProductQuery,
     sku: &str,
+    order: IdOrder,
 ) -> Result<(Vec<Product>, Option<u64>), EngineError> {
+    let past_cursor = |id: u64, q: &ProductQuery| match order {
+        IdOrder::Ascending => q.after.is_none_or(|a| id > a),
+        IdOrder::Descending => q.after.is_none_or(|a| id < a),
+    };
     let matches = |p: &Product, q: &ProductQuery| {
-        p.sku == sku && q.status.is_none_or(|s| p.status == s) && q.after.is_none_or(|a| p.id > a)
+        p.sku == sku && q.status.is_none_or(|s| p.status == s) && past_cursor(p.id, q)
     };
     if let Some(m) = query.manufacturer_id {
         let mut items = Vec::new();
@@ -859,7 +867,7 @@ fn list_by_sku(
     query.limit = mercato_engine::catalog::PAGE_LIMIT_MAX;
     let mut items = Vec::new();
     for _ in 0..SKU_SCAN_PAGES_MAX {
-        let page = engine.list_products(tenant, &query)?;
+        let page = engine.list_products_ordered(tenant, &query, order)?;
         for p in page.items {
             if p.sku == sku {
                 items.push(p);

@@ -9,9 +9,13 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi, RefOr};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 
 /// Fills in what no handler says: title, version, description and the bearer scheme.
 pub fn finish_document(mut doc: OpenApi) -> OpenApi {
@@ -29,7 +33,88 @@ pub fn finish_document(mut doc: OpenApi) -> OpenApi {
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    document_common_errors(&mut doc);
     doc
+}
+
+/// A problem+json response with `description`.
+fn problem_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    )
+}
+
+/// Adds the errors any `/v1` operation can answer, whatever its handler says, unless the
+/// handler documents them already: 401 when it takes a credential, 413 when it takes a body,
+/// and 429 (per-credential rate limit, with `Retry-After`), 500 and 503 everywhere (the
+/// middleware produces them, not the handlers). The `/docs` page lists them too.
+fn document_common_errors(doc: &mut OpenApi) {
+    let unauthenticated = problem_response("No valid credential").build();
+    let too_large = problem_response("The request body exceeds the configured limit").build();
+    let retry_after = HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        ))
+        .description(Some("Whole seconds to wait before retrying"))
+        .build();
+    let rate_limited = problem_response("This credential exceeded its request rate")
+        .header("Retry-After", retry_after.clone())
+        .build();
+    let internal = problem_response("Internal server error").build();
+    let unavailable =
+        problem_response("Not ready, shutting down, overloaded or out of time for this request")
+            .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for operation in operations_mut(item) {
+            let authenticated = operation
+                .security
+                .as_ref()
+                .is_some_and(|requirements| !requirements.is_empty());
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, response: &Response| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(response.clone()));
+            };
+            if authenticated {
+                add("401", &unauthenticated);
+            }
+            if has_body {
+                add("413", &too_large);
+            }
+            add("429", &rate_limited);
+            add("500", &internal);
+            add("503", &unavailable);
+            // A 429 the handler documents itself (a login guard) carries Retry-After too.
+            if let Some(RefOr::T(response)) = responses.get_mut("429") {
+                response
+                    .headers
+                    .entry("Retry-After".to_owned())
+                    .or_insert_with(|| RefOr::T(retry_after.clone()));
+            }
+        }
+    }
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.put.as_mut(),
+        item.patch.as_mut(),
+        item.delete.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// `/openapi.json` and `/docs` for `doc`, rendered once.

@@ -19,8 +19,8 @@
 //! whole order, so every line carries it).
 
 use crate::api::{
-    Auth, FieldSet, ListParams, ListResponse, blocking, created, not_found, ok_json, read_json,
-    read_list, require,
+    Auth, FieldSet, ListParams, ListResponse, SortParam, blocking, created, not_found, ok_json,
+    read_json, read_list, require,
 };
 use crate::app::AppState;
 use crate::problem::{ApiError, ErrorCode};
@@ -867,26 +867,29 @@ async fn place_order(
     placed_response(placed)
 }
 
-/// Lists orders by id (oldest first): a buyer's retailer's, or every order for a tenant admin.
+/// Lists orders by id, oldest first (newest first with `sort=-id`): a buyer's retailer's, or
+/// every order for a tenant admin.
 #[utoipa::path(
     get, path = "/v1/orders", tag = "orders",
     security(("bearer" = [])),
-    params(ListParams, OrderFilter),
+    params(ListParams, SortParam, OrderFilter),
     responses(
         (status = 200, description = "A page of orders", body = ListResponse<OrderDto>),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 401, description = "No valid credential", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Not a buyer or tenant admin (manufacturers list `/v1/suborders`), or another retailer's `retailer_id`", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Bad `limit`, `cursor`, `fields` or `status` (`field` names it)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `limit`, `cursor`, `fields`, `sort` or `status` (`field` names it)", body = crate::problem::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn list_orders(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Query(params): Query<ListParams>,
+    Query(sort): Query<SortParam>,
     Query(filter): Query<OrderFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let order = sort.order()?;
     let retailer = match viewer(&principal)? {
         Viewer::Admin => filter.retailer_id,
         Viewer::Retailer(own) => match filter.retailer_id {
@@ -903,19 +906,20 @@ async fn list_orders(
     };
     let query = OrderListQuery {
         status: order_status(filter.status.as_deref())?,
-        after: params.after()?,
+        after: params.after_in(order)?,
         limit: params.limit()?,
     };
     let fields = params.fields()?;
     let tenant = principal.tenant;
     let page = blocking(&state, move |engine| match retailer {
-        Some(retailer_id) => engine.orders_of_retailer(tenant, retailer_id, &query),
-        None => engine.orders(tenant, &query),
+        Some(retailer_id) => engine.orders_of_retailer_ordered(tenant, retailer_id, &query, order),
+        None => engine.orders_ordered(tenant, &query, order),
     })
     .await?;
-    let page = ListResponse::new(
+    let page = ListResponse::new_in(
         page.items.into_iter().map(OrderDto::from).collect(),
         page.next_after,
+        order,
     );
     read_list(&headers, &page, fields.as_ref())
 }

@@ -47,6 +47,16 @@ pub enum Kv {
     Panic {
         tenant: u64,
     },
+    /// Puts keys `from..to`, deletes every `delete_every`-th of them, then checks inside the
+    /// command (where the writes are still in its overlay) that a descending scan in pages of
+    /// `page` rows is the ascending scan reversed; rejected with `Mismatch` otherwise.
+    ScanDescAfterWrites {
+        tenant: u64,
+        from: u64,
+        to: u64,
+        delete_every: u64,
+        page: usize,
+    },
 }
 
 impl Record for Kv {
@@ -58,6 +68,8 @@ impl Record for Kv {
 pub enum KvRejection {
     Exists,
     Insufficient,
+    /// The descending scan disagreed with the ascending one.
+    Mismatch,
 }
 
 impl Command for Kv {
@@ -71,7 +83,8 @@ impl Command for Kv {
             | Kv::Insert { tenant, .. }
             | Kv::Transfer { tenant, .. }
             | Kv::BlobRef { tenant, .. }
-            | Kv::Panic { tenant } => TenantId(tenant),
+            | Kv::Panic { tenant }
+            | Kv::ScanDescAfterWrites { tenant, .. } => TenantId(tenant),
         }
     }
 
@@ -108,6 +121,40 @@ impl Command for Kv {
             Kv::Panic { .. } => {
                 tx.put(&COUNTERS, &u64::MAX, &Counter(1))?;
                 panic!("a bug in a command");
+            }
+            Kv::ScanDescAfterWrites {
+                from,
+                to,
+                delete_every,
+                page,
+                ..
+            } => {
+                for key in from..to {
+                    tx.put(&COUNTERS, &key, &Counter(key))?;
+                }
+                for key in (from..to).step_by(usize::try_from(delete_every.max(1)).unwrap_or(1)) {
+                    tx.delete(&COUNTERS, &key)?;
+                }
+                let mut ascending = Vec::new();
+                let mut after = None;
+                loop {
+                    let rows = tx.scan(&COUNTERS, &(), after.as_ref(), 1000)?;
+                    let Some(last) = rows.last() else { break };
+                    after = Some(last.0);
+                    ascending.extend(rows.into_iter().map(|(k, _)| k));
+                }
+                let mut descending = Vec::new();
+                let mut before = None;
+                loop {
+                    let rows = tx.scan_desc(&COUNTERS, &(), before.as_ref(), page)?;
+                    let Some(last) = rows.last() else { break };
+                    before = Some(last.0);
+                    descending.extend(rows.into_iter().map(|(k, _)| k));
+                }
+                ascending.reverse();
+                if ascending != descending {
+                    return Err(ApplyError::Rejected(KvRejection::Mismatch));
+                }
             }
         }
         Ok(())

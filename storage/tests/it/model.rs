@@ -57,7 +57,9 @@ fn apply_model(model: &mut BTreeMap<(u64, u64), u64>, cmd: &Kv) -> bool {
             next.insert((tenant, from), from_balance - amount);
             *model = next;
         }
-        Kv::BlobRef { .. } | Kv::Panic { .. } => unreachable!("not generated"),
+        Kv::BlobRef { .. } | Kv::Panic { .. } | Kv::ScanDescAfterWrites { .. } => {
+            unreachable!("not generated")
+        }
     }
     true
 }
