@@ -82,6 +82,11 @@ impl Stale {
 #[derive(Debug, Default)]
 pub(crate) struct PageWork {
     pub dropped_tenants: BTreeSet<TenantId>,
+    /// Tenants whose rows this page imported from another shard (a bucket moving here). Their
+    /// documents are built even while the routing still names the old shard: the move switches
+    /// the routing only after its copy and catch-up, and an indexer that read the import before
+    /// the switch would otherwise never index the rows.
+    pub imported_tenants: BTreeSet<TenantId>,
     pub stale: BTreeMap<TenantId, Stale>,
 }
 
@@ -98,10 +103,17 @@ impl PageWork {
                         entry.changes.iter().map(|row| row.tenant).collect();
                     for tenant in tenants {
                         work.stale.remove(&tenant);
+                        work.imported_tenants.remove(&tenant);
                         work.dropped_tenants.insert(tenant);
                     }
                 }
-                ChangeKind::Command { .. } | ChangeKind::BucketImport { .. } => {
+                ChangeKind::BucketImport { .. } => {
+                    for row in &entry.changes {
+                        work.imported_tenants.insert(row.tenant);
+                        work.note_row(row.tenant, row.table, &row.key);
+                    }
+                }
+                ChangeKind::Command { .. } => {
                     for row in &entry.changes {
                         work.note_row(row.tenant, row.table, &row.key);
                     }
@@ -698,4 +710,66 @@ pub(crate) fn tenants_of_shard<C: mercato_storage::Command>(
     tenants.remove(&PLATFORM_TENANT);
     tenants.retain(|t| storage.shard_of(*t) == shard);
     Ok(tenants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mercato_storage::keys::KeyCodec;
+    use mercato_storage::{BucketId, ChangedRow, Lsn};
+
+    fn product_row(tenant: TenantId, id: u64) -> ChangedRow {
+        let mut key = Vec::new();
+        id.encode_key(&mut key);
+        ChangedRow {
+            tenant,
+            table: PRODUCTS.id,
+            key,
+            deleted: false,
+        }
+    }
+
+    fn entry(lsn: Lsn, kind: ChangeKind, changes: Vec<ChangedRow>) -> ChangeEntry {
+        ChangeEntry { lsn, kind, changes }
+    }
+
+    #[test]
+    fn imported_tenants_are_marked_until_a_later_drop() {
+        let (a, b) = (TenantId(7), TenantId(8));
+        let bucket = BucketId(1);
+        let command = |tenant| ChangeKind::Command {
+            tenant,
+            command: Vec::new(),
+        };
+        let work = PageWork::of(&[
+            entry(1, command(a), vec![product_row(a, 1)]),
+            entry(
+                2,
+                ChangeKind::BucketImport { bucket },
+                vec![product_row(b, 2)],
+            ),
+        ]);
+        assert_eq!(work.imported_tenants, BTreeSet::from([b]));
+        assert!(work.stale[&a].products.contains(&1));
+        assert!(work.stale[&b].products.contains(&2));
+        assert!(work.dropped_tenants.is_empty());
+
+        // An abandoned copy: the drop removes what the import made stale, and the tenant is no
+        // longer one this page imported.
+        let work = PageWork::of(&[
+            entry(
+                1,
+                ChangeKind::BucketImport { bucket },
+                vec![product_row(b, 2)],
+            ),
+            entry(
+                2,
+                ChangeKind::BucketDrop { bucket },
+                vec![product_row(b, 2)],
+            ),
+        ]);
+        assert!(work.imported_tenants.is_empty());
+        assert!(!work.stale.contains_key(&b));
+        assert_eq!(work.dropped_tenants, BTreeSet::from([b]));
+    }
 }

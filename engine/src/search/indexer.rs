@@ -208,8 +208,10 @@ pub(crate) fn index_entries(
     }
     for (tenant, stale) in &work.stale {
         // A tenant whose bucket moved away: its drop entry follows in this log and removes its
-        // documents; the other shard's indexer indexes the imported rows.
-        if storage.shard_of(*tenant) != shard {
+        // documents; the other shard's indexer indexes the imported rows, even before the
+        // routing switches to it (a snapshot read follows the routing, and the old shard holds
+        // at least what was imported).
+        if storage.shard_of(*tenant) != shard && !work.imported_tenants.contains(tenant) {
             continue;
         }
         let read = storage.read(*tenant)?;
