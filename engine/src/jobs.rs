@@ -65,7 +65,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: workers_per_core(),
             lease: Duration::from_secs(30),
             attempts_max: 5,
             backoff_base: Duration::from_secs(1),
@@ -74,6 +74,14 @@ impl Default for QueueConfig {
             job_time_budget: Duration::from_secs(120),
         }
     }
+}
+
+/// One worker per core (what `available_parallelism` reports, 1 when it cannot tell), at most
+/// [`WORKERS_LIMIT`].
+pub fn workers_per_core() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(WORKERS_LIMIT)
 }
 
 impl QueueConfig {

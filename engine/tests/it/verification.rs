@@ -13,6 +13,7 @@ use mercato_engine::tables::{
 use mercato_engine::verification::actions::{
     CompleteJob, DAY_MS, VerificationAction, VerificationOutput,
 };
+use mercato_engine::verification::extract::ExtractConfig;
 use mercato_engine::verification::rules::{Decision, DocumentType, RULES_VERSION};
 use mercato_engine::verification::samples;
 use mercato_engine::verification::service::{UploadError, VerificationConfig};
@@ -42,6 +43,10 @@ fn config() -> VerificationConfig {
             backoff_max: Duration::from_millis(50),
             backlog_max: 1_000,
             job_time_budget: Duration::from_secs(30),
+        },
+        extract: ExtractConfig {
+            ocr_timeout: Duration::from_secs(10),
+            ..ExtractConfig::default()
         },
         ..VerificationConfig::default()
     }
