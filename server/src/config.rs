@@ -1070,8 +1070,8 @@ mod tests {
 
         // OCR is killed before the job's lease stops being extended.
         sources.env = env(&[
-            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "20000"),
-            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "20000"),
+            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "40000"),
+            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "40000"),
         ]);
         let problems = problems(Config::load(&sources));
         assert_eq!(
@@ -1080,15 +1080,15 @@ mod tests {
         );
         assert!(problems[0].reason.contains("job_time_budget_ms"));
         sources.env = env(&[
-            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "20000"),
-            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "19999"),
+            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "40000"),
+            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "39999"),
         ]);
         assert_eq!(
             Config::load(&sources)
                 .expect("OCR timeout below the budget")
                 .verification
                 .ocr_timeout,
-            Duration::from_millis(19_999)
+            Duration::from_millis(39_999)
         );
     }
 
