@@ -278,6 +278,10 @@ impl Engine {
             workers = config.queue.workers,
             "verification queue started"
         );
+        // Exported from the start (at 0), so that rates and alerts see them before the first
+        // lapse or dead letter.
+        metrics::counter!("mercato_jobs_lease_expiries_total").increment(0);
+        metrics::counter!("mercato_jobs_dead_letters_total").increment(0);
         let running = Arc::new(Running {
             queue,
             config,
