@@ -358,11 +358,17 @@ mod tests {
     fn zero_verification_workers_means_one_per_core() {
         let config = crate::config::Config::load(&crate::config::ConfigSources::default())
             .expect("the defaults load");
-        assert_eq!(config.verification.workers, 0, "the default is 0: one per core");
+        assert_eq!(
+            config.verification.workers, 0,
+            "the default is 0: one per core"
+        );
         let cores = std::thread::available_parallelism()
             .expect("the test machine reports its cores")
             .get();
-        assert_eq!(verification_config(&config.verification).queue.workers, cores);
+        assert_eq!(
+            verification_config(&config.verification).queue.workers,
+            cores
+        );
         let three = crate::config::VerificationConfig {
             workers: 3,
             ..config.verification.clone()

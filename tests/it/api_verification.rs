@@ -360,7 +360,10 @@ async fn acknowledged_uploads_are_verified_exactly_once_across_kill_9() {
         let decided = ids
             .iter()
             .filter(|&&id| {
-                engine.document(&admin, id).expect("an acknowledged document").status
+                engine
+                    .document(&admin, id)
+                    .expect("an acknowledged document")
+                    .status
                     != mercato_engine::tables::DocumentStatus::Processing
             })
             .count();
@@ -433,9 +436,13 @@ async fn metrics_text(w: &World) -> String {
 
 /// The value of an unlabelled (or exactly labelled) sample in Prometheus text.
 fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
@@ -464,7 +471,11 @@ async fn uploads_past_the_backlog_get_503_with_retry_after_and_the_review_list_f
         &w,
         &maker,
         m,
-        form("other", "letter.txt", b"Acme Tools GmbH\nA letter about our address."),
+        form(
+            "other",
+            "letter.txt",
+            b"Acme Tools GmbH\nA letter about our address.",
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{letter}");
@@ -478,7 +489,11 @@ async fn uploads_past_the_backlog_get_503_with_retry_after_and_the_review_list_f
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),
         )
-        .body(form("other", "second.txt", b"Acme Tools GmbH\nAnother letter."))
+        .body(form(
+            "other",
+            "second.txt",
+            b"Acme Tools GmbH\nAnother letter.",
+        ))
         .send()
         .await
         .unwrap();
@@ -507,7 +522,9 @@ async fn uploads_past_the_backlog_get_503_with_retry_after_and_the_review_list_f
     let letter_id = letter["id"].as_u64().unwrap();
     assert_eq!(decided(&w, &maker, letter_id).await["status"], "in_review");
     let reviewer = &w.a.reviewer.token;
-    let (status, others) = w.get("/v1/review-cases?state=open&type=other", reviewer).await;
+    let (status, others) = w
+        .get("/v1/review-cases?state=open&type=other", reviewer)
+        .await;
     assert_eq!(status, 200, "{others}");
     let items = others["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{others}");
@@ -656,7 +673,11 @@ async fn a_dead_lettered_job_is_listed_counted_and_retried_by_an_admin_over_http
     // The bytes are back; the admin retries: the job runs and the document is decided.
     std::fs::write(&blob, saved).unwrap();
     let (status, retried) = w
-        .post(&format!("/v1/verification/jobs/{job}/retry"), &admin, json!({}))
+        .post(
+            &format!("/v1/verification/jobs/{job}/retry"),
+            &admin,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{retried}");
     assert_eq!(
@@ -664,10 +685,7 @@ async fn a_dead_lettered_job_is_listed_counted_and_retried_by_an_admin_over_http
         (Some("ready"), Some(0)),
         "{retried}"
     );
-    assert_eq!(
-        decided(&w, &maker, document_id).await["status"],
-        "approved"
-    );
+    assert_eq!(decided(&w, &maker, document_id).await["status"], "approved");
     let (_, dead) = w.get("/v1/verification/jobs?state=dead", &admin).await;
     assert_eq!(dead["items"].as_array().map(Vec::len), Some(0), "{dead}");
     tokio::time::sleep(Duration::from_millis(1_100)).await;

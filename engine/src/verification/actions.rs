@@ -1058,9 +1058,12 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
     let mut after = None;
     let mut retention_scanned = 0usize;
     'archive: while budget > 0 && retention_scanned < RETENTION_SCAN_ROWS_MAX {
-        let rows = ctx
-            .tx
-            .scan(&DOCUMENTS_BY_UPLOAD, &(), after.as_ref(), LIFECYCLE_BATCH_MAX)?;
+        let rows = ctx.tx.scan(
+            &DOCUMENTS_BY_UPLOAD,
+            &(),
+            after.as_ref(),
+            LIFECYCLE_BATCH_MAX,
+        )?;
         let full = rows.len() == LIFECYCLE_BATCH_MAX;
         retention_scanned += rows.len();
         after = rows.last().map(|(key, _)| *key);

@@ -374,11 +374,8 @@ pub fn ocr_available() -> bool {
 /// ([`ExtractConfig::pdf_inflated_bytes_max`], the same value that bounds a PDF) for the image
 /// and its working buffers, on top of [`OCR_ADDRESS_SPACE_BASE`] for the program itself.
 pub fn ocr_address_space_bytes(config: &ExtractConfig) -> u64 {
-    OCR_ADDRESS_SPACE_BASE.saturating_add(
-        config
-            .pdf_inflated_bytes_max
-            .min(PDF_INFLATED_BYTES_LIMIT) as u64,
-    )
+    OCR_ADDRESS_SPACE_BASE
+        .saturating_add(config.pdf_inflated_bytes_max.min(PDF_INFLATED_BYTES_LIMIT) as u64)
 }
 
 /// The OCR command: `tesseract stdin stdout` under an address-space limit

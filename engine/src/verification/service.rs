@@ -938,7 +938,9 @@ impl Worker {
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                         return Err(match extraction.join() {
-                            Err(panic) => format!("extraction panicked: {}", panic_message(&*panic)),
+                            Err(panic) => {
+                                format!("extraction panicked: {}", panic_message(&*panic))
+                            }
                             Ok(()) => "extraction ended without a result".into(),
                         });
                     }

@@ -3,14 +3,14 @@
 //! lapses and the job runs again once, and a panic while processing costs only that job's
 //! attempts, not the worker.
 
+use super::extract::ExtractConfig;
 use super::rules::DocumentType;
 use super::samples;
-use super::service::test_hooks::{PANIC_IN_WORKER, SLOW_EXTRACTION, STALL_ONCE};
 use super::service::VerificationConfig;
+use super::service::test_hooks::{PANIC_IN_WORKER, SLOW_EXTRACTION, STALL_ONCE};
 use crate::accounts::{Principal, Role, ScopeSet};
 use crate::audit::AuditQuery;
 use crate::catalog::ManufacturerInput;
-use super::extract::ExtractConfig;
 use crate::jobs::QueueConfig;
 use crate::tables::{CountryCode, DocumentStatus, JobState};
 use crate::verification::actions::DAY_MS;
@@ -227,7 +227,10 @@ async fn a_panic_while_processing_fails_the_job_and_the_worker_survives() {
     assert!(error.contains("panicked"), "{error}");
     assert_eq!(engine.dead_jobs(), Some(1));
     assert_eq!(
-        engine.document(&admin(), panicking).expect("document").status,
+        engine
+            .document(&admin(), panicking)
+            .expect("document")
+            .status,
         DocumentStatus::Processing
     );
     // The only worker panicked twice and still runs: the next job is decided.

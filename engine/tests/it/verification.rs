@@ -755,7 +755,10 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
             .unwrap();
         assert_eq!(decided(&engine, up.document.id), DocumentStatus::Approved);
         assert_eq!(
-            engine.document(&admin(), up.document.id).unwrap().expiry_day,
+            engine
+                .document(&admin(), up.document.id)
+                .unwrap()
+                .expiry_day,
             None
         );
         registrations.push(up.document.id);
@@ -874,7 +877,11 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
             .is_some(),
         "the evidence's bytes are kept"
     );
-    assert_eq!(status(), VerificationStatus::Verified, "not demoted by retention");
+    assert_eq!(
+        status(),
+        VerificationStatus::Verified,
+        "not demoted by retention"
+    );
     assert!(matches!(
         engine.document(&admin(), id),
         Err(EngineError::Rejected(Rejection::NotFound { .. }))
@@ -1075,7 +1082,10 @@ async fn a_released_case_can_be_claimed_by_another_reviewer_who_requests_resubmi
             ..
         }))
     ));
-    let released = engine.release_review_case(&reviewer(7), case).await.unwrap();
+    let released = engine
+        .release_review_case(&reviewer(7), case)
+        .await
+        .unwrap();
     assert_eq!((released.claimed_by, released.claim_until_ms), (None, 0));
     // Released: the first reviewer may no longer decide; another one claims it.
     assert!(
@@ -1111,7 +1121,10 @@ async fn a_released_case_can_be_claimed_by_another_reviewer_who_requests_resubmi
     );
     let document = engine.document(&admin(), up.document.id).unwrap();
     assert_eq!(document.status, DocumentStatus::ResubmissionRequested);
-    assert_eq!(document.reasons, vec!["the letter is not signed".to_string()]);
+    assert_eq!(
+        document.reasons,
+        vec!["the letter is not signed".to_string()]
+    );
     assert_eq!(document.decided_by, Some(Actor::User(8)));
     assert!(
         engine
@@ -1182,7 +1195,10 @@ async fn a_verified_vendors_new_document_waits_in_the_renewal_lane() {
         )
         .await
         .unwrap();
-    let jobs = engine.jobs(&admin(), JobState::Ready, None, 100).unwrap().items;
+    let jobs = engine
+        .jobs(&admin(), JobState::Ready, None, 100)
+        .unwrap()
+        .items;
     let priority = |document_id: u64| {
         jobs.iter()
             .find(|j| j.kind == JobKind::Verify { document_id })
@@ -1196,9 +1212,21 @@ async fn a_verified_vendors_new_document_waits_in_the_renewal_lane() {
     let mut one = config();
     one.queue.workers = 1;
     engine.start_verification(one).unwrap();
-    assert_eq!(decided(&engine, renewal.document.id), DocumentStatus::Approved);
-    assert_eq!(decided(&engine, first.document.id), DocumentStatus::Approved);
-    let decided_at = |id: u64| engine.document(&admin(), id).unwrap().decided_at_ms.unwrap();
+    assert_eq!(
+        decided(&engine, renewal.document.id),
+        DocumentStatus::Approved
+    );
+    assert_eq!(
+        decided(&engine, first.document.id),
+        DocumentStatus::Approved
+    );
+    let decided_at = |id: u64| {
+        engine
+            .document(&admin(), id)
+            .unwrap()
+            .decided_at_ms
+            .unwrap()
+    };
     assert!(decided_at(first.document.id) <= decided_at(renewal.document.id));
     engine.shutdown().unwrap();
 }
@@ -1229,7 +1257,10 @@ async fn a_registration_number_held_by_another_vendor_goes_to_review_with_eviden
         )
         .await
         .unwrap();
-    assert_eq!(decided(&engine, first.document.id), DocumentStatus::Approved);
+    assert_eq!(
+        decided(&engine, first.document.id),
+        DocumentStatus::Approved
+    );
     // The other vendor's register extract carries the same number.
     let mut copy = samples::sample_spec(
         52,
@@ -1249,7 +1280,10 @@ async fn a_registration_number_held_by_another_vendor_goes_to_review_with_eviden
         )
         .await
         .unwrap();
-    assert_eq!(decided(&engine, second.document.id), DocumentStatus::InReview);
+    assert_eq!(
+        decided(&engine, second.document.id),
+        DocumentStatus::InReview
+    );
     let (document, _, result) = engine
         .document_details(&admin(), second.document.id)
         .unwrap();
@@ -1267,7 +1301,11 @@ async fn a_registration_number_held_by_another_vendor_goes_to_review_with_eviden
         "{duplicate:?}"
     );
     let evidence = duplicate.evidence.as_ref().expect("the text span");
-    let digits = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
+    let digits = |s: &str| {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    };
     assert!(
         digits(&evidence.text).contains(&digits(&spec.registration_number)),
         "{evidence:?} {}",
