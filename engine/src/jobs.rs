@@ -134,9 +134,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// Hashes lease keys (a tenant and a job id, both small integers chosen by the engine, never
-/// by a client) with one multiply per word instead of SipHash.
-#[derive(Clone, Copy, Default)]
-struct IdHasher(u64);
+/// by a client) with one multiply per word instead of SipHash. Public so that the queue
+/// benchmark's baseline hashes its lease keys the same way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+/// Builds [`IdHasher`]s.
+pub type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
 
 impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -154,7 +158,7 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-type LeaseMap = HashMap<(TenantId, u64), Held, std::hash::BuildHasherDefault<IdHasher>>;
+type LeaseMap = HashMap<(TenantId, u64), Held, IdBuildHasher>;
 
 /// A job as the queue knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
