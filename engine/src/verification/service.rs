@@ -1082,6 +1082,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// Whether `error` is the queue refusing an upload.
+pub fn retry_after(error: &UploadError) -> Option<Duration> {
+    match error {
+        UploadError::Backlogged(b) => Some(b.retry_after),
+        _ => None,
+    }
+}
+
 /// Failure injection for the worker tests, compiled into test builds only: a document's file
 /// name asks for a panic or a stall at a given point of its processing.
 #[cfg(test)]
@@ -1127,13 +1135,5 @@ pub(crate) mod test_hooks {
         if let Some(delay) = millis(&document.file_name, SLOW_EXTRACTION) {
             std::thread::sleep(delay);
         }
-    }
-}
-
-/// Whether `error` is the queue refusing an upload.
-pub fn retry_after(error: &UploadError) -> Option<Duration> {
-    match error {
-        UploadError::Backlogged(b) => Some(b.retry_after),
-        _ => None,
     }
 }
