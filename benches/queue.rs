@@ -17,7 +17,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use mercato_engine::TenantId;
-use mercato_engine::jobs::{JobQueue, JobRef, LANES, Lease, QueueConfig, now_ms};
+use mercato_engine::jobs::{IdBuildHasher, JobQueue, JobRef, LANES, Lease, QueueConfig, now_ms};
 use mercato_engine::tables::JobPriority;
 use parking_lot::{Condvar, Mutex};
 use std::collections::hash_map::Entry;
@@ -122,6 +122,12 @@ struct BaselineHeld {
 /// records a lease with a token, a start time and a deadline; `finish` removes the lease if its
 /// token matches. It does not keep `JobQueue`'s operator counters (leases granted, completed)
 /// or the lanes' head-age hints.
+///
+/// Same per-job overheads as `JobQueue` too, so that the comparison isolates the lanes and the
+/// lease table: lease keys use `JobQueue`'s hasher ([`IdBuildHasher`], one multiply per word,
+/// not SipHash) through the `entry` API, and the queue keeps its own clock like `JobQueue`
+/// (one monotonic read gives both the `Instant` and the wall-clock milliseconds): one clock
+/// read per push, one per lease, plus the wait deadline only when no lane has a job.
 struct MutexQueue {
     lanes: [Mutex<VecDeque<BaselineQueued>>; LANES],
     /// Workers asleep (or about to sleep) on `wake`. A producer checks it after its push and
@@ -129,25 +135,38 @@ struct MutexQueue {
     sleepers: AtomicUsize,
     idle: Mutex<()>,
     wake: Condvar,
-    leases: Mutex<HashMap<(TenantId, u64), BaselineHeld>>,
+    leases: Mutex<HashMap<(TenantId, u64), BaselineHeld, IdBuildHasher>>,
     backlog: AtomicUsize,
     next_token: AtomicU64,
+    epoch: Instant,
+    epoch_ms: u64,
 }
 
 impl MutexQueue {
+    /// Now, as an `Instant` and as wall-clock milliseconds, from one clock read (as
+    /// `JobQueue::clock`).
+    fn clock(&self) -> (Instant, u64) {
+        let now = Instant::now();
+        let ms = self.epoch_ms + now.duration_since(self.epoch).as_millis() as u64;
+        (now, ms)
+    }
+
     fn try_take(&self) -> Option<BaselineQueued> {
         self.lanes.iter().find_map(|lane| lane.lock().pop_front())
     }
 
-    /// Waits for a ready job until `deadline`. Lost wake-ups are excluded because a worker
-    /// registers in `sleepers` before its last look at the lanes, while holding `idle`; a
-    /// producer that pushed after that look sees the registration and notifies under `idle`,
-    /// which it can only take once the worker waits.
-    fn take_ready(&self, deadline: Instant) -> Option<BaselineQueued> {
+    /// Waits for a ready job until `timeout` from the first time it finds every lane empty
+    /// (the clock is only read then, as in `JobQueue::lease`). Lost wake-ups are excluded
+    /// because a worker registers in `sleepers` before its last look at the lanes, while
+    /// holding `idle`; a producer that pushed after that look sees the registration and
+    /// notifies under `idle`, which it can only take once the worker waits.
+    fn take_ready(&self, timeout: Duration) -> Option<BaselineQueued> {
+        let mut deadline = None;
         loop {
             if let Some(queued) = self.try_take() {
                 return Some(queued);
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
             let mut idle = self.idle.lock();
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let found = self.try_take();
@@ -173,17 +192,20 @@ impl BenchQueue for MutexQueue {
             sleepers: AtomicUsize::new(0),
             idle: Mutex::new(()),
             wake: Condvar::new(),
-            leases: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::default()),
             backlog: AtomicUsize::new(0),
             next_token: AtomicU64::new(1),
+            epoch: Instant::now(),
+            epoch_ms: now_ms(),
         }
     }
 
     fn push_ready(&self, job: JobRef) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
+        let (_, now) = self.clock();
         let queued = BaselineQueued {
             job,
-            ready_at_ms: now_ms(),
+            ready_at_ms: now,
         };
         self.lanes[job.priority.lane()].lock().push_back(queued);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
@@ -193,10 +215,9 @@ impl BenchQueue for MutexQueue {
     }
 
     fn lease(&self, timeout: Duration) -> Option<Lease> {
-        let deadline = Instant::now() + timeout;
         loop {
-            let queued = self.take_ready(deadline)?;
-            let now = Instant::now();
+            let queued = self.take_ready(timeout)?;
+            let (now, now_ms) = self.clock();
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
             let mut leases = self.leases.lock();
             match leases.entry((queued.job.tenant, queued.job.job_id)) {
@@ -218,24 +239,22 @@ impl BenchQueue for MutexQueue {
             return Some(Lease {
                 job: queued.job,
                 token,
-                waited: Duration::from_millis(now_ms().saturating_sub(queued.ready_at_ms)),
+                waited: Duration::from_millis(now_ms.saturating_sub(queued.ready_at_ms)),
             });
         }
     }
 
     fn finish(&self, lease: &Lease) -> bool {
         let mut leases = self.leases.lock();
-        let key = (lease.job.tenant, lease.job.job_id);
-        if leases
-            .get(&key)
-            .is_some_and(|held| held.token == lease.token)
-        {
-            leases.remove(&key);
-            drop(leases);
-            self.backlog.fetch_sub(1, Ordering::AcqRel);
-            return true;
+        match leases.entry((lease.job.tenant, lease.job.job_id)) {
+            Entry::Occupied(held) if held.get().token == lease.token => {
+                held.remove();
+                drop(leases);
+                self.backlog.fetch_sub(1, Ordering::AcqRel);
+                true
+            }
+            _ => false,
         }
-        false
     }
 }
 

@@ -65,7 +65,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: workers_per_core(),
             lease: Duration::from_secs(30),
             attempts_max: 5,
             backoff_base: Duration::from_secs(1),
@@ -74,6 +74,14 @@ impl Default for QueueConfig {
             job_time_budget: Duration::from_secs(120),
         }
     }
+}
+
+/// One worker per core (what `available_parallelism` reports, 1 when it cannot tell), at most
+/// [`WORKERS_LIMIT`].
+pub fn workers_per_core() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(WORKERS_LIMIT)
 }
 
 impl QueueConfig {
@@ -126,9 +134,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// Hashes lease keys (a tenant and a job id, both small integers chosen by the engine, never
-/// by a client) with one multiply per word instead of SipHash.
-#[derive(Clone, Copy, Default)]
-struct IdHasher(u64);
+/// by a client) with one multiply per word instead of SipHash. Public so that the queue
+/// benchmark's baseline hashes its lease keys the same way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+/// Builds [`IdHasher`]s.
+pub type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
 
 impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -146,7 +158,7 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-type LeaseMap = HashMap<(TenantId, u64), Held, std::hash::BuildHasherDefault<IdHasher>>;
+type LeaseMap = HashMap<(TenantId, u64), Held, IdBuildHasher>;
 
 /// A job as the queue knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,3 +17,6 @@ pub mod formats;
 pub mod rules;
 pub mod samples;
 pub mod service;
+
+#[cfg(test)]
+mod worker_tests;

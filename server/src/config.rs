@@ -667,6 +667,21 @@ impl RawConfig {
                 VERIFICATION_JOB_MEMORY_BYTES_LIMIT,
             ),
         };
+        let refused = |key: &str| check.problems.iter().any(|p| p.key == key);
+        if verification.ocr_timeout >= verification.job_time_budget
+            && !refused("verification.ocr_timeout_ms")
+            && !refused("verification.job_time_budget_ms")
+        {
+            // A scan's OCR must be killed before the job's lease stops being extended.
+            check.refuse(
+                "verification.ocr_timeout_ms",
+                format!(
+                    "must be below verification.job_time_budget_ms ({} ms), got {} ms",
+                    verification.job_time_budget.as_millis(),
+                    verification.ocr_timeout.as_millis()
+                ),
+            );
+        }
 
         if !check.problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -1051,6 +1066,29 @@ mod tests {
                 "verification.job_time_budget_ms",
                 "verification.ocr"
             ]
+        );
+
+        // OCR is killed before the job's lease stops being extended.
+        sources.env = env(&[
+            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "40000"),
+            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "40000"),
+        ]);
+        let problems = problems(Config::load(&sources));
+        assert_eq!(
+            problems.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            vec!["verification.ocr_timeout_ms"]
+        );
+        assert!(problems[0].reason.contains("job_time_budget_ms"));
+        sources.env = env(&[
+            ("MERCATO_VERIFICATION_JOB_TIME_BUDGET_MS", "40000"),
+            ("MERCATO_VERIFICATION_OCR_TIMEOUT_MS", "39999"),
+        ]);
+        assert_eq!(
+            Config::load(&sources)
+                .expect("OCR timeout below the budget")
+                .verification
+                .ocr_timeout,
+            Duration::from_millis(39_999)
         );
     }
 

@@ -323,7 +323,7 @@ fn verification_config(
     use mercato_engine::verification::extract::{ExtractConfig, OcrMode};
     let defaults = mercato_engine::verification::service::VerificationConfig::default();
     let workers = match config.workers {
-        0 => defaults.queue.workers,
+        0 => mercato_engine::jobs::workers_per_core(),
         n => n as usize,
     };
     mercato_engine::verification::service::VerificationConfig {
@@ -353,6 +353,28 @@ fn verification_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_verification_workers_means_one_per_core() {
+        let config = crate::config::Config::load(&crate::config::ConfigSources::default())
+            .expect("the defaults load");
+        assert_eq!(
+            config.verification.workers, 0,
+            "the default is 0: one per core"
+        );
+        let cores = std::thread::available_parallelism()
+            .expect("the test machine reports its cores")
+            .get();
+        assert_eq!(
+            verification_config(&config.verification).queue.workers,
+            cores
+        );
+        let three = crate::config::VerificationConfig {
+            workers: 3,
+            ..config.verification.clone()
+        };
+        assert_eq!(verification_config(&three).queue.workers, 3);
+    }
     use crate::config::{ConfigSources, FlagOverrides};
     use std::path::Path;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -294,20 +294,87 @@ async fn uploads_are_verified_reviewed_and_reported() {
 
 #[tokio::test]
 async fn acknowledged_uploads_are_verified_exactly_once_across_kill_9() {
+    const DOCUMENTS: u64 = 160;
     let mut w = world().await;
+    // One worker, and the uploads sent 16 at a time (their commits are grouped while each
+    // verification commits on its own): the worker falls behind, so at the kill some jobs are
+    // done and others are leased or waiting.
+    respawn_with(&mut w, &[("MERCATO_VERIFICATION_WORKERS", "1")]);
     let maker = w.a.manufacturer_user.token.clone();
     let m = w.a.manufacturer_id;
     let mut ids = Vec::new();
-    for seed in 0..24 {
-        let pdf = acme_pdf(DocumentType::TaxCertificate, 500 + seed);
-        let (status, doc) = upload(&w, &maker, m, form("tax_certificate", "tax.pdf", &pdf)).await;
-        assert_eq!(status, StatusCode::CREATED, "{doc}");
-        ids.push(doc["id"].as_u64().unwrap());
+    for chunk in (0..DOCUMENTS).collect::<Vec<_>>().chunks(16) {
+        let mut uploads = tokio::task::JoinSet::new();
+        for &seed in chunk {
+            let pdf = acme_pdf(DocumentType::TaxCertificate, 500 + seed);
+            let request = w
+                .req(
+                    Method::POST,
+                    &format!("/v1/manufacturers/{m}/documents"),
+                    &maker,
+                )
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(form("tax_certificate", "tax.pdf", &pdf));
+            uploads.spawn(send(request));
+        }
+        while let Some(done) = uploads.join_next().await {
+            let (status, doc) = done.unwrap();
+            assert_eq!(status, StatusCode::CREATED, "{doc}");
+            ids.push(doc["id"].as_u64().unwrap());
+        }
     }
-    // Killed while workers are at it: some jobs done, some leased, some ready.
+    ids.sort_unstable();
+    let count_decided = |listing: &Value| {
+        listing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| ids.contains(&d["id"].as_u64().unwrap()) && d["status"] != "processing")
+            .count()
+    };
+    // Through the API: the worker is at it (some decided)...
+    let listed = format!("/v1/manufacturers/{m}/documents?limit=500");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let decided_before = loop {
+        let (status, listing) = w.get(&listed, &maker).await;
+        assert_eq!(status, 200, "{listing}");
+        let decided = count_decided(&listing);
+        if decided > 0 {
+            break decided;
+        }
+        assert!(Instant::now() < deadline, "no document was decided");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     w.app.signal("KILL");
     w.app.wait_exit(Duration::from_secs(10));
+    // ...and what was durable at the kill, read from storage before the restart: some
+    // documents decided, others still waiting for their (leased or ready) job.
     let data_dir = w.app.data_dir.clone();
+    let decided_at_kill = {
+        let engine = mercato_engine::Engine::open(mercato_engine::EngineConfig::new(&data_dir))
+            .expect("open the engine after the kill");
+        let admin = engine.authenticate(&w.a.admin.token).expect("admin token");
+        let decided = ids
+            .iter()
+            .filter(|&&id| {
+                engine
+                    .document(&admin, id)
+                    .expect("an acknowledged document")
+                    .status
+                    != mercato_engine::tables::DocumentStatus::Processing
+            })
+            .count();
+        engine.shutdown().expect("close the engine");
+        decided
+    };
+    assert!(
+        decided_before <= decided_at_kill && decided_at_kill < ids.len(),
+        "decided: {decided_before} through the API, {decided_at_kill} at the kill, of {}",
+        ids.len()
+    );
     w.app = spawn_app_with(SpawnOptions {
         data_dir: Some(data_dir),
         ..SpawnOptions::default()
@@ -316,6 +383,7 @@ async fn acknowledged_uploads_are_verified_exactly_once_across_kill_9() {
         let doc = decided(&w, &maker, id).await;
         assert_eq!(doc["status"], "approved", "{doc}");
     }
+    // One verification per document: an audit entry each, none twice.
     let (status, audit) = w
         .get(
             "/v1/audit?action=document.verify&limit=500",
@@ -323,10 +391,313 @@ async fn acknowledged_uploads_are_verified_exactly_once_across_kill_9() {
         )
         .await;
     assert_eq!(status, 200, "{audit}");
-    let entries = audit["items"].as_array().unwrap();
+    let mut verified: Vec<u64> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let resource = e["resource"].as_str().unwrap();
+            resource
+                .strip_prefix("document/")
+                .and_then(|r| r.split('#').next())
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("a document resource: {resource}"))
+        })
+        .collect();
+    verified.sort_unstable();
+    assert_eq!(verified, ids, "one verification per document");
+}
+
+/// A running server replaced by one on the same data directory with `env` set.
+fn respawn_with(w: &mut World, env: &[(&str, &str)]) {
+    w.app.signal("TERM");
+    w.app.wait_exit(Duration::from_secs(20));
+    let data_dir = w.app.data_dir.clone();
+    w.app = spawn_app_with(SpawnOptions {
+        data_dir: Some(data_dir),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..SpawnOptions::default()
+    });
+}
+
+async fn metrics_text(w: &World) -> String {
+    w.client
+        .get(format!("{}/metrics", w.app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled (or exactly labelled) sample in Prometheus text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn uploads_past_the_backlog_get_503_with_retry_after_and_the_review_list_filters_by_type() {
+    let mut w = world().await;
+    // Room for the first upload's two jobs (its verification and the tenant's lifecycle job);
+    // the lifecycle job stays scheduled for a day, so the second upload never fits.
+    respawn_with(&mut w, &[("MERCATO_VERIFICATION_BACKLOG_MAX", "2")]);
+    let maker = w.a.manufacturer_user.token.clone();
+    let m = w.a.manufacturer_id;
+    let (status, letter) = upload(
+        &w,
+        &maker,
+        m,
+        form(
+            "other",
+            "letter.txt",
+            b"Acme Tools GmbH\nA letter about our address.",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{letter}");
+    let response = w
+        .req(
+            Method::POST,
+            &format!("/v1/manufacturers/{m}/documents"),
+            &maker,
+        )
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(form(
+            "other",
+            "second.txt",
+            b"Acme Tools GmbH\nAnother letter.",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(
-        entries.len(),
-        ids.len(),
-        "one verification per document: {audit}"
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "overloaded", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was not stored"),
+        "{problem}"
+    );
+
+    // The letter (type other) waits for a reviewer: the list filters by type and shows age.
+    let letter_id = letter["id"].as_u64().unwrap();
+    assert_eq!(decided(&w, &maker, letter_id).await["status"], "in_review");
+    let reviewer = &w.a.reviewer.token;
+    let (status, others) = w
+        .get("/v1/review-cases?state=open&type=other", reviewer)
+        .await;
+    assert_eq!(status, 200, "{others}");
+    let items = others["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{others}");
+    assert_eq!(items[0]["document_id"].as_u64(), Some(letter_id));
+    assert_eq!(items[0]["document_type"], "other");
+    assert!(items[0]["age_seconds"].as_u64().is_some(), "{others}");
+    let (status, tax) = w
+        .get("/v1/review-cases?state=open&type=tax_certificate", reviewer)
+        .await;
+    assert_eq!(status, 200, "{tax}");
+    assert_eq!(tax["items"].as_array().map(Vec::len), Some(0), "{tax}");
+    let (status, problem) = w
+        .get("/v1/review-cases?state=open&type=passport_photo", reviewer)
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("type")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_lettered_job_is_listed_counted_and_retried_by_an_admin_over_http() {
+    let mut w = world().await;
+    let m = w.a.manufacturer_id;
+    // Written while the server is down (the engine directly, no workers): the job waits in
+    // storage. Then its bytes disappear, so its one allowed attempt fails.
+    w.app.signal("TERM");
+    w.app.wait_exit(Duration::from_secs(20));
+    let data_dir = w.app.data_dir.clone();
+    let (document_id, sha256) = {
+        let engine = mercato_engine::Engine::open(mercato_engine::EngineConfig::new(&data_dir))
+            .expect("open the engine");
+        let maker = engine
+            .authenticate(&w.a.manufacturer_user.token)
+            .expect("the maker's token");
+        let up = engine
+            .upload_document(
+                &maker,
+                m,
+                DocumentType::TaxCertificate,
+                "tax.pdf",
+                acme_pdf(DocumentType::TaxCertificate, 77),
+            )
+            .await
+            .expect("upload");
+        engine.shutdown().expect("close the engine");
+        (
+            up.document.id,
+            mercato_engine::verification::actions::hex(&up.document.sha256),
+        )
+    };
+    let blob = find_file(&data_dir, &format!("{sha256}.blob")).expect("the document's blob");
+    let saved = std::fs::read(&blob).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    w.app = spawn_app_with(SpawnOptions {
+        data_dir: Some(data_dir),
+        env: vec![("MERCATO_VERIFICATION_ATTEMPTS_MAX".into(), "1".into())],
+        ..SpawnOptions::default()
+    });
+    let admin = w.a.admin.token.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let (status, dead) = w.get("/v1/verification/jobs?state=dead", &admin).await;
+        assert_eq!(status, 200, "{dead}");
+        if let Some(job) = dead["items"].as_array().unwrap().first() {
+            break job.clone();
+        }
+        assert!(Instant::now() < deadline, "the job never died");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead["document_id"].as_u64(), Some(document_id), "{dead}");
+    assert_eq!(
+        (dead["state"].as_str(), dead["attempts"].as_u64()),
+        (Some("dead"), Some(1))
+    );
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("blob"),
+        "{dead}"
+    );
+    let maker = w.a.manufacturer_user.token.clone();
+    let (_, document) = w.get(&format!("/v1/documents/{document_id}"), &maker).await;
+    assert_eq!(document["status"], "processing", "{document}");
+
+    // One dead letter, no lease expiry (the attempt failed; it did not stall), in /metrics
+    // (the gauges within a second of the reaper's update).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = metrics_text(&w).await;
+    assert_eq!(
+        sample(&metrics, "mercato_jobs_dead_letters_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "mercato_jobs{state=\"dead\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "mercato_jobs_lease_expiries_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "mercato_jobs_failed_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // Only a dead job is retried, and only by an admin.
+    let job = dead["id"].as_u64().unwrap();
+    let (status, _) = w
+        .post(
+            &format!("/v1/verification/jobs/{job}/retry"),
+            &w.a.reviewer.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, ready) = w.get("/v1/verification/jobs?state=ready", &admin).await;
+    let lifecycle = ready["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "lifecycle")
+        .unwrap_or_else(|| panic!("the tenant's lifecycle job: {ready}"))["id"]
+        .as_u64()
+        .unwrap();
+    let (status, problem) = w
+        .post(
+            &format!("/v1/verification/jobs/{lifecycle}/retry"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("job_not_dead")),
+        "{problem}"
+    );
+    let (status, problem) = w
+        .post("/v1/verification/jobs/999999/retry", &admin, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+
+    // The bytes are back; the admin retries: the job runs and the document is decided.
+    std::fs::write(&blob, saved).unwrap();
+    let (status, retried) = w
+        .post(
+            &format!("/v1/verification/jobs/{job}/retry"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(
+        (retried["state"].as_str(), retried["attempts"].as_u64()),
+        (Some("ready"), Some(0)),
+        "{retried}"
+    );
+    assert_eq!(decided(&w, &maker, document_id).await["status"], "approved");
+    let (_, dead) = w.get("/v1/verification/jobs?state=dead", &admin).await;
+    assert_eq!(dead["items"].as_array().map(Vec::len), Some(0), "{dead}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let metrics = metrics_text(&w).await;
+    assert_eq!(
+        sample(&metrics, "mercato_jobs{state=\"dead\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "mercato_jobs_dead_letters_total"),
+        Some(1.0),
+        "a counter: {metrics}"
     );
 }

@@ -285,10 +285,14 @@ pub struct VerificationPolicy {
     pub auto_reject_hard_failures: bool,
     /// A manufacturer is verified when it has an approved document of each of these types.
     pub required_types: Vec<DocumentType>,
-    /// Documents older than this leave default listings and lose their extracted text.
+    /// Documents uploaded longer ago than this leave default listings and lose their extracted
+    /// text, unless they are in force: approved, unexpired (no expiry date or one in the
+    /// future) and still the vendor's current proof of their type (no newer approved,
+    /// unexpired document of that type). Superseded, rejected and expired documents are
+    /// archived.
     pub archive_after_days: u32,
-    /// Documents older than this are deleted with their bytes (unless they are the approved
-    /// basis of a verification that has not expired).
+    /// Archived documents uploaded longer ago than this are deleted with their bytes; a
+    /// document in force (see `archive_after_days`) is never archived, so never deleted.
     pub delete_after_days: u32,
     /// The manufacturer is asked to upload a renewal this many days before a document expires.
     pub reverify_days_before_expiry: u32,

@@ -47,6 +47,9 @@ pub const NOTIFICATIONS_KEPT_MAX: u64 = 500;
 /// Rows of the expiry index one lifecycle run reads while looking for documents to remind
 /// (reminded ones are skipped without counting against [`LIFECYCLE_BATCH_MAX`]).
 pub const REMINDER_SCAN_ROWS_MAX: usize = 100_000;
+/// Rows of the upload indexes one lifecycle run reads for retention (documents kept because
+/// they are in force are skipped without counting against [`LIFECYCLE_BATCH_MAX`]).
+pub const RETENTION_SCAN_ROWS_MAX: usize = 100_000;
 /// Bounds of the policy's day counts.
 pub const POLICY_DAYS_MAX: u32 = 100 * 365;
 
@@ -936,6 +939,33 @@ fn delete_document(ctx: &mut Ctx<'_, '_>, document: &Document) -> Result<(), Sto
     Ok(())
 }
 
+/// Whether retention must keep `document`: it is approved, has not expired (no expiry date, or
+/// one from `today` on), and no newer document of the same type of the same vendor is approved
+/// and unexpired (which would supersede it). Superseded, rejected, expired and undecided
+/// documents are not in force.
+fn in_force(ctx: &Ctx<'_, '_>, document: &Document, today: i64) -> Result<bool, StorageError> {
+    let unexpired = |d: &Document| d.expiry_day.is_none_or(|day| day >= today);
+    if document.status != DocumentStatus::Approved || !unexpired(document) {
+        return Ok(false);
+    }
+    let newer = ctx.tx.scan(
+        &DOCUMENTS_BY_MANUFACTURER,
+        &document.manufacturer_id,
+        Some(&(document.manufacturer_id, document.id)),
+        DOCUMENTS_PER_MANUFACTURER_MAX,
+    )?;
+    for ((_, id), _) in newer {
+        if let Some(other) = ctx.tx.get(&DOCUMENTS, &id)?
+            && other.doc_type == document.doc_type
+            && other.status == DocumentStatus::Approved
+            && unexpired(&other)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> {
     let Some(job) = ctx.tx.get(&JOBS, &job_id)? else {
         return reject(not_found("job", job_id));
@@ -1017,53 +1047,98 @@ fn lifecycle(ctx: &mut Ctx<'_, '_>, job_id: u64) -> Applied<VerificationOutput> 
             break;
         }
     }
-    // Archive: out of default listings, extracted text dropped.
+    // Retention (archive, then delete) by upload time, except for documents in force (see
+    // `in_force`): an approved, unexpired document that is still the vendor's current proof of
+    // its type is the evidence the vendor is verified on. Kept documents stay in the indexes
+    // (they are looked at again on later runs, until a newer one supersedes them or they
+    // expire) and do not count against the batch.
     let archive_before = ctx
         .at_ms
         .saturating_sub(u64::from(policy.archive_after_days) * DAY_MS);
-    for ((uploaded, id), _) in ctx.tx.scan(&DOCUMENTS_BY_UPLOAD, &(), None, budget)? {
-        if uploaded >= archive_before || budget == 0 {
+    let mut after = None;
+    let mut retention_scanned = 0usize;
+    'archive: while budget > 0 && retention_scanned < RETENTION_SCAN_ROWS_MAX {
+        let rows = ctx.tx.scan(
+            &DOCUMENTS_BY_UPLOAD,
+            &(),
+            after.as_ref(),
+            LIFECYCLE_BATCH_MAX,
+        )?;
+        let full = rows.len() == LIFECYCLE_BATCH_MAX;
+        retention_scanned += rows.len();
+        after = rows.last().map(|(key, _)| *key);
+        for ((uploaded, id), _) in rows {
+            if uploaded >= archive_before || budget == 0 {
+                break 'archive;
+            }
+            let document = ctx.tx.get(&DOCUMENTS, &id)?;
+            if let Some(document) = &document
+                && in_force(ctx, document, today)?
+            {
+                continue;
+            }
+            budget -= 1;
+            ctx.tx.delete(&DOCUMENTS_BY_UPLOAD, &(uploaded, id))?;
+            // Archive: out of default listings, extracted text dropped.
+            if let Some(mut document) = document {
+                document.archived = true;
+                document.updated_at_ms = ctx.at_ms;
+                ctx.tx.put(&DOCUMENTS, &id, &document)?;
+                ctx.tx.delete(&DOCUMENT_TEXT, &id)?;
+                ctx.tx
+                    .put(&DOCUMENTS_ARCHIVED_BY_UPLOAD, &(uploaded, id), &IndexMark)?;
+                run.archived.push(id);
+            }
+        }
+        if !full {
             break;
         }
-        budget -= 1;
-        ctx.tx.delete(&DOCUMENTS_BY_UPLOAD, &(uploaded, id))?;
-        if let Some(mut document) = ctx.tx.get(&DOCUMENTS, &id)? {
-            document.archived = true;
-            document.updated_at_ms = ctx.at_ms;
-            ctx.tx.put(&DOCUMENTS, &id, &document)?;
-            ctx.tx.delete(&DOCUMENT_TEXT, &id)?;
-            ctx.tx
-                .put(&DOCUMENTS_ARCHIVED_BY_UPLOAD, &(uploaded, id), &IndexMark)?;
-            run.archived.push(id);
-        }
     }
-    // Delete past the retention period.
+    // Delete past the retention period (archived documents only, so never one in force; the
+    // check is repeated in case an archived document became the current proof again).
     let delete_before = ctx
         .at_ms
         .saturating_sub(u64::from(policy.delete_after_days) * DAY_MS);
-    for ((uploaded, id), _) in ctx
-        .tx
-        .scan(&DOCUMENTS_ARCHIVED_BY_UPLOAD, &(), None, budget)?
-    {
-        if uploaded >= delete_before || budget == 0 {
-            break;
-        }
-        budget -= 1;
-        match ctx.tx.get(&DOCUMENTS, &id)? {
-            Some(document) => {
-                delete_document(ctx, &document)?;
-                manufacturers.insert(document.manufacturer_id);
-                run.deleted.push(id);
+    let mut after = None;
+    'delete: while budget > 0 && retention_scanned < RETENTION_SCAN_ROWS_MAX {
+        let rows = ctx.tx.scan(
+            &DOCUMENTS_ARCHIVED_BY_UPLOAD,
+            &(),
+            after.as_ref(),
+            LIFECYCLE_BATCH_MAX,
+        )?;
+        let full = rows.len() == LIFECYCLE_BATCH_MAX;
+        retention_scanned += rows.len();
+        after = rows.last().map(|(key, _)| *key);
+        for ((uploaded, id), _) in rows {
+            if uploaded >= delete_before || budget == 0 {
+                break 'delete;
             }
-            None => ctx
-                .tx
-                .delete(&DOCUMENTS_ARCHIVED_BY_UPLOAD, &(uploaded, id))?,
+            match ctx.tx.get(&DOCUMENTS, &id)? {
+                Some(document) if in_force(ctx, &document, today)? => continue,
+                Some(document) => {
+                    budget -= 1;
+                    delete_document(ctx, &document)?;
+                    manufacturers.insert(document.manufacturer_id);
+                    run.deleted.push(id);
+                }
+                None => {
+                    budget -= 1;
+                    ctx.tx
+                        .delete(&DOCUMENTS_ARCHIVED_BY_UPLOAD, &(uploaded, id))?;
+                }
+            }
+        }
+        if !full {
+            break;
         }
     }
     for manufacturer in manufacturers {
         recompute_manufacturer(ctx, manufacturer, Demotion::UnlessInFlight)?;
     }
-    run.truncated = budget == 0 || scanned >= REMINDER_SCAN_ROWS_MAX;
+    run.truncated = budget == 0
+        || scanned >= REMINDER_SCAN_ROWS_MAX
+        || retention_scanned >= RETENTION_SCAN_ROWS_MAX;
     let next_at = ctx.at_ms + if run.truncated { 60_000 } else { DAY_MS };
     let next = new_job(ctx, JobKind::Lifecycle, JobPriority::Background, next_at)?;
     ctx.tx.put(&LIFECYCLE_NEXT, &(), &IdRef(next.id))?;

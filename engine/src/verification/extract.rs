@@ -36,6 +36,11 @@ pub const PDF_INFLATED_BYTES_LIMIT: usize = 1 << 30;
 pub const PDF_PAGE_CONTENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The longest any OCR run may take, whatever the config says.
 pub const OCR_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// Address space an OCR process gets besides the job's memory budget: the tesseract program,
+/// its shared libraries and the language model (measured with tesseract 5 and the English
+/// model: `tesseract --version` alone needs more than 64 MiB of address space, a one-page
+/// sample scan runs within 96 MiB). The image's own buffers come out of the job's budget.
+pub const OCR_ADDRESS_SPACE_BASE: u64 = 128 << 20;
 /// The most bytes of OCR output read; the rest is discarded.
 pub const OCR_OUTPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// How often a running OCR process is polled for completion.
@@ -155,8 +160,9 @@ pub struct ExtractConfig {
     pub ocr: OcrMode,
     /// How long one OCR run may take before it is killed.
     pub ocr_timeout: Duration,
-    /// The job's memory budget for a PDF: the most bytes its Flate streams may inflate to,
-    /// summed. A PDF past it (a decompression bomb) is unreadable before the parser sees it.
+    /// The job's memory budget: the most bytes a PDF's Flate streams may inflate to, summed
+    /// (a PDF past it, a decompression bomb, is unreadable before the parser sees it), and the
+    /// address space an OCR process gets on top of [`OCR_ADDRESS_SPACE_BASE`].
     pub pdf_inflated_bytes_max: usize,
 }
 
@@ -239,6 +245,7 @@ pub fn extract(format: DocFormat, bytes: &[u8], config: &ExtractConfig) -> Extra
                     bytes,
                     config.ocr_timeout.min(OCR_TIMEOUT_MAX),
                     text_chars_max,
+                    ocr_address_space_bytes(config),
                 )
             } else {
                 unreadable("scanned image; OCR (tesseract) is not installed")
@@ -363,11 +370,41 @@ pub fn ocr_available() -> bool {
     })
 }
 
-/// OCRs an image with `tesseract stdin stdout`, single-threaded, killed after `timeout`.
-fn ocr_text(bytes: &[u8], timeout: Duration, text_chars_max: usize) -> Extraction {
-    let spawned = Command::new("tesseract")
-        .args(["stdin", "stdout"])
-        .env("OMP_THREAD_LIMIT", "1")
+/// The address space an OCR process may use: the job's memory budget
+/// ([`ExtractConfig::pdf_inflated_bytes_max`], the same value that bounds a PDF) for the image
+/// and its working buffers, on top of [`OCR_ADDRESS_SPACE_BASE`] for the program itself.
+pub fn ocr_address_space_bytes(config: &ExtractConfig) -> u64 {
+    OCR_ADDRESS_SPACE_BASE
+        .saturating_add(config.pdf_inflated_bytes_max.min(PDF_INFLATED_BYTES_LIMIT) as u64)
+}
+
+/// The OCR command: `tesseract stdin stdout` under an address-space limit
+/// (`RLIMIT_AS` set by the shell's `ulimit -v`, in KiB, before it `exec`s tesseract, so the
+/// limit holds for tesseract itself and nothing else), single-threaded. An allocation past the
+/// limit fails inside tesseract, which exits with an error: the document is unreadable and goes
+/// to review, and the server's memory is untouched.
+pub fn ocr_command(address_space_bytes: u64) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -v \"$1\" && exec tesseract stdin stdout",
+            "mercato-ocr",
+        ])
+        .arg((address_space_bytes / 1024).max(1).to_string())
+        .env("OMP_THREAD_LIMIT", "1");
+    command
+}
+
+/// OCRs an image with `tesseract stdin stdout`, single-threaded, within `address_space_bytes`,
+/// killed after `timeout`.
+fn ocr_text(
+    bytes: &[u8],
+    timeout: Duration,
+    text_chars_max: usize,
+    address_space_bytes: u64,
+) -> Extraction {
+    let spawned = ocr_command(address_space_bytes)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -755,6 +792,68 @@ mod budget_tests {
 mod ocr_tests {
     use super::*;
     use crate::verification::samples::png_text_scan;
+
+    #[test]
+    fn ocr_runs_under_an_address_space_limit_from_the_job_memory_budget() {
+        let config = ExtractConfig {
+            pdf_inflated_bytes_max: 64 << 20,
+            ..ExtractConfig::default()
+        };
+        let limit = ocr_address_space_bytes(&config);
+        assert_eq!(limit, OCR_ADDRESS_SPACE_BASE + (64 << 20));
+        let command = ocr_command(limit);
+        assert_eq!(command.get_program(), "sh");
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            vec![
+                "-c".to_string(),
+                "ulimit -v \"$1\" && exec tesseract stdin stdout".to_string(),
+                "mercato-ocr".to_string(),
+                (limit / 1024).to_string(),
+            ]
+        );
+        assert!(
+            command
+                .get_envs()
+                .any(|(k, v)| k == "OMP_THREAD_LIMIT" && v == Some("1".as_ref()))
+        );
+        // A larger budget raises the limit; the bound on the budget caps it.
+        let huge = ExtractConfig {
+            pdf_inflated_bytes_max: usize::MAX,
+            ..ExtractConfig::default()
+        };
+        assert_eq!(
+            ocr_address_space_bytes(&huge),
+            OCR_ADDRESS_SPACE_BASE + PDF_INFLATED_BYTES_LIMIT as u64
+        );
+    }
+
+    /// With tesseract installed: the limit is really applied (a scan is read under the default
+    /// budget, and tesseract cannot even start within 16 MiB). Without it there is nothing to
+    /// run.
+    #[test]
+    fn the_address_space_limit_is_enforced_when_tesseract_is_installed() {
+        if !ocr_available() {
+            return;
+        }
+        let scan = png_text_scan(&["COMPANY NUMBER: 04512873"]);
+        let timeout = Duration::from_secs(60);
+        let roomy = ocr_address_space_bytes(&ExtractConfig::default());
+        match ocr_text(&scan, timeout, 10_000, roomy) {
+            Extraction::Text { text, .. } => assert!(text.contains("04512873"), "{text}"),
+            other => panic!("OCR under the default limit: {other:?}"),
+        }
+        match ocr_text(&scan, timeout, 10_000, 16 << 20) {
+            Extraction::Unreadable { reason } => {
+                assert!(reason.contains("OCR (tesseract) failed"), "{reason}")
+            }
+            other => panic!("OCR within 16 MiB: {other:?}"),
+        }
+    }
 
     /// Both outcomes are checked: with `tesseract` installed (`scripts/install-ocr.sh`) the scan
     /// is read, without it the scan is unreadable for that stated reason.

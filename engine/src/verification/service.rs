@@ -203,6 +203,17 @@ impl Engine {
                 reason,
             }));
         }
+        if config.extract.ocr_timeout >= config.queue.job_time_budget {
+            // OCR must be killed before the job's lease stops being extended, or a slow scan
+            // loses its lease, runs again and can end in the dead-letter list.
+            return Err(EngineError::Rejected(Rejection::InvalidField {
+                field: "verification.ocr_timeout".into(),
+                reason: format!(
+                    "must be below the job time budget ({:?}), got {:?}",
+                    config.queue.job_time_budget, config.extract.ocr_timeout
+                ),
+            }));
+        }
         if !(1..=super::service::UPLOAD_BYTES_LIMIT).contains(&config.upload_bytes_max) {
             return Err(EngineError::Rejected(Rejection::InvalidField {
                 field: "verification.upload_bytes_max".into(),
@@ -267,6 +278,10 @@ impl Engine {
             workers = config.queue.workers,
             "verification queue started"
         );
+        // Exported from the start (at 0), so that rates and alerts see them before the first
+        // lapse or dead letter.
+        metrics::counter!("mercato_jobs_lease_expiries_total").increment(0);
+        metrics::counter!("mercato_jobs_dead_letters_total").increment(0);
         let running = Arc::new(Running {
             queue,
             config,
@@ -756,12 +771,7 @@ impl Worker {
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(&lease)))
                 .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(format!("the worker panicked: {message}"))
+                    Err(format!("the worker panicked: {}", panic_message(&*panic)))
                 });
             metrics::histogram!("mercato_job_processing_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -883,6 +893,62 @@ impl Worker {
         }
     }
 
+    /// Extracts the document's text on a scoped thread while this worker heartbeats the lease
+    /// every third of its length, so a slow extraction (OCR of a large scan, a long PDF) keeps
+    /// its job instead of letting the lease lapse and the job run again. Heartbeats stop
+    /// extending the lease at the job's time budget (see [`JobQueue::heartbeat`]); OCR is killed
+    /// before that (its timeout is below the budget, checked at start), and PDF parsing is
+    /// bounded by the page, byte and memory limits. A panic on the extraction thread becomes a
+    /// failed attempt.
+    fn extract_heartbeating(
+        &self,
+        lease: &Lease,
+        document: &Document,
+        bytes: &[u8],
+    ) -> Result<Extraction, AttemptError> {
+        let config = &self.running.config.extract;
+        let interval = (self.running.config.queue.lease / 3).max(Duration::from_millis(1));
+        std::thread::scope(|scope| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let extraction = std::thread::Builder::new()
+                .name("mercato-extract".into())
+                .spawn_scoped(scope, move || {
+                    #[cfg(test)]
+                    test_hooks::during_extraction(document);
+                    // The receiver waits until this thread ends: sending cannot fail.
+                    let _ = tx.send(extract::extract(document.format, bytes, config));
+                })
+                .map_err(|error| format!("the extraction thread could not start: {error}"))?;
+            let mut lost = false;
+            loop {
+                match rx.recv_timeout(interval) {
+                    Ok(extracted) => {
+                        let _ = extraction.join();
+                        if lost {
+                            return Err("extraction ran past the job's time budget".into());
+                        }
+                        return Ok(extracted);
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        if !lost && !self.running.queue.heartbeat(lease) {
+                            // The budget is spent or the lease was taken back: keep waiting for
+                            // the (bounded) extraction, then report the attempt as failed.
+                            lost = true;
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        return Err(match extraction.join() {
+                            Err(panic) => {
+                                format!("extraction panicked: {}", panic_message(&*panic))
+                            }
+                            Ok(()) => "extraction ended without a result".into(),
+                        });
+                    }
+                }
+            }
+        })
+    }
+
     fn verify(
         &self,
         lease: &Lease,
@@ -947,13 +1013,16 @@ impl Worker {
             .read_blob(tenant, &BlobHash::from_bytes(document.sha256))
             .map_err(storage_error)?
             .ok_or_else(|| "the document's bytes are missing from the blob store".to_string())?;
+        #[cfg(test)]
+        test_hooks::before_extraction(&document);
         if !self.running.queue.heartbeat(lease) {
             return Err("the lease was lost before extraction".into());
         }
-        let extraction = extract::extract(document.format, &bytes, &self.running.config.extract);
+        let extraction = self.extract_heartbeating(lease, &document, &bytes)?;
         drop(bytes);
+        // The rules and the effect's commit are quick; a fresh lease covers them.
         if !self.running.queue.heartbeat(lease) {
-            return Err("extraction ran past the job's time budget".into());
+            return Err("the lease was lost during extraction".into());
         }
         let text = match extraction {
             Extraction::Text { text, method } => (text, method),
@@ -1004,10 +1073,67 @@ impl Worker {
     }
 }
 
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Whether `error` is the queue refusing an upload.
 pub fn retry_after(error: &UploadError) -> Option<Duration> {
     match error {
         UploadError::Backlogged(b) => Some(b.retry_after),
         _ => None,
+    }
+}
+
+/// Failure injection for the worker tests, compiled into test builds only: a document's file
+/// name asks for a panic or a stall at a given point of its processing.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use crate::tables::Document;
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    /// File names starting with this panic on the worker thread, before extraction.
+    pub const PANIC_IN_WORKER: &str = "panic-in-worker";
+    /// `slow-extraction-<ms>`: the extraction thread sleeps that long first (every attempt).
+    pub const SLOW_EXTRACTION: &str = "slow-extraction-";
+    /// `stall-once-<ms>`: the worker sleeps that long before it heartbeats, on the document's
+    /// first attempt only (a stuck worker whose lease lapses).
+    pub const STALL_ONCE: &str = "stall-once-";
+
+    static STALLED: parking_lot::Mutex<Option<HashSet<[u8; 32]>>> = parking_lot::Mutex::new(None);
+
+    fn millis(name: &str, prefix: &str) -> Option<Duration> {
+        let digits: String = name
+            .strip_prefix(prefix)?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok().map(Duration::from_millis)
+    }
+
+    pub(crate) fn before_extraction(document: &Document) {
+        if document.file_name.starts_with(PANIC_IN_WORKER) {
+            panic!("injected panic for document {}", document.id);
+        }
+        if let Some(stall) = millis(&document.file_name, STALL_ONCE)
+            && STALLED
+                .lock()
+                .get_or_insert_with(HashSet::new)
+                .insert(document.sha256)
+        {
+            std::thread::sleep(stall);
+        }
+    }
+
+    pub(crate) fn during_extraction(document: &Document) {
+        if let Some(delay) = millis(&document.file_name, SLOW_EXTRACTION) {
+            std::thread::sleep(delay);
+        }
     }
 }

@@ -13,6 +13,7 @@ use mercato_engine::tables::{
 use mercato_engine::verification::actions::{
     CompleteJob, DAY_MS, VerificationAction, VerificationOutput,
 };
+use mercato_engine::verification::extract::ExtractConfig;
 use mercato_engine::verification::rules::{Decision, DocumentType, RULES_VERSION};
 use mercato_engine::verification::samples;
 use mercato_engine::verification::service::{UploadError, VerificationConfig};
@@ -42,6 +43,10 @@ fn config() -> VerificationConfig {
             backoff_max: Duration::from_millis(50),
             backlog_max: 1_000,
             job_time_budget: Duration::from_secs(30),
+        },
+        extract: ExtractConfig {
+            ocr_timeout: Duration::from_secs(10),
+            ..ExtractConfig::default()
         },
         ..VerificationConfig::default()
     }
@@ -437,6 +442,62 @@ async fn a_job_delivered_twice_writes_its_effect_once() {
         1
     );
     assert_eq!(audit_count(&engine, "document.verify"), 1);
+
+    // Another job carrying the same content hash and rules version (a re-verification job, or
+    // a job written twice): its effect is keyed by (hash, rules version), so nothing is written
+    // again although the job itself exists and is consumed.
+    let other = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::Other,
+            "other.txt",
+            b"Rheinwerk Maschinenbau GmbH\nAnother letter.".to_vec(),
+        )
+        .await
+        .unwrap();
+    let second_job = other.document.job_id.unwrap();
+    assert_ne!(second_job, job_id);
+    let same_key = Command {
+        tenant: T,
+        actor: Actor::System,
+        at_ms: mercato_engine::now_ms(),
+        action: Action::Verification(VerificationAction::Complete(Box::new(CompleteJob {
+            job_id: second_job,
+            document_id: up.document.id,
+            sha256: up.document.sha256,
+            rules_version: RULES_VERSION,
+            text: Some("A letter, read again.".into()),
+            extract_method: None,
+            unreadable_reason: None,
+            assessment: None,
+            decision: Decision::Approve,
+        }))),
+    };
+    assert!(!written(engine.storage().execute(same_key).await.unwrap()));
+    assert!(
+        engine
+            .jobs(&admin(), JobState::Ready, None, 100)
+            .unwrap()
+            .items
+            .iter()
+            .all(|j| j.id != second_job),
+        "the job is consumed"
+    );
+    let (document, text, result) = engine.document_details(&admin(), up.document.id).unwrap();
+    // Still the first effect: in review (not approved by the second job), the first text.
+    assert_eq!(document.status, DocumentStatus::InReview);
+    assert_eq!(text.as_deref(), Some("A letter."));
+    assert_eq!(result.unwrap().outcome, DocumentStatus::InReview);
+    assert_eq!(
+        engine
+            .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(audit_count(&engine, "document.verify"), 1);
     engine.shutdown().unwrap();
 }
 
@@ -678,6 +739,52 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
         .unwrap();
     let id = up.document.id;
     assert_eq!(decided(&engine, id), DocumentStatus::Approved);
+    // Two business registrations without an expiry date, both approved: the newer one
+    // supersedes the older. And an insurance certificate rejected as expired.
+    let mut registrations = Vec::new();
+    for seed in [31, 32] {
+        let up = engine
+            .upload_document(
+                &maker(m),
+                m,
+                DocumentType::BusinessRegistration,
+                "register.pdf",
+                pdf(DocumentType::BusinessRegistration, seed),
+            )
+            .await
+            .unwrap();
+        assert_eq!(decided(&engine, up.document.id), DocumentStatus::Approved);
+        assert_eq!(
+            engine
+                .document(&admin(), up.document.id)
+                .unwrap()
+                .expiry_day,
+            None
+        );
+        registrations.push(up.document.id);
+    }
+    let (superseded, in_force) = (registrations[0], registrations[1]);
+    let mut lapsed = samples::sample_spec(
+        33,
+        DocumentType::InsuranceCertificate,
+        COMPANY,
+        *b"DE",
+        today(),
+    );
+    lapsed.expiry_day = Some(today() - 3);
+    let rejected = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::InsuranceCertificate,
+            "old-insurance.pdf",
+            samples::pdf(&lapsed),
+        )
+        .await
+        .unwrap()
+        .document
+        .id;
+    assert_eq!(decided(&engine, rejected), DocumentStatus::Rejected);
 
     // 15 days on: the expiry is 25 days away, inside the 30-day renewal window.
     let run = lifecycle_at(&engine, 15).await;
@@ -729,16 +836,52 @@ async fn the_lifecycle_reminds_expires_archives_and_deletes() {
         .set_verification_policy(&admin(), policy)
         .await
         .unwrap();
-    // Retention goes by upload time: the renewal (uploaded the same day) goes with it.
+    // Retention goes by upload time: the renewal (uploaded the same day) goes with it, and so
+    // do the superseded registration and the rejected certificate. The newer registration is
+    // approved, has no expiry and is the vendor's current proof of its type: it is the evidence
+    // of verification and stays.
     let run = lifecycle_at(&engine, 55).await;
     assert_eq!(
         (run.archived.clone(), run.deleted.clone()),
-        (vec![id, renewal.document.id], vec![])
+        (vec![id, superseded, rejected, renewal.document.id], vec![])
     );
     let (document, text, _) = engine.document_details(&admin(), id).unwrap();
     assert!(document.archived && text.is_none());
+    // The vendor is verified on the registration alone once that is the one required type.
+    let mut policy = engine.verification_policy(&admin()).unwrap();
+    policy.required_types = vec![DocumentType::BusinessRegistration];
+    engine
+        .set_verification_policy(&admin(), policy)
+        .await
+        .unwrap();
+    assert_eq!(status(), VerificationStatus::Verified);
     let run = lifecycle_at(&engine, 61).await;
-    assert_eq!(run.deleted, vec![id, renewal.document.id]);
+    assert_eq!(
+        run.deleted,
+        vec![id, superseded, rejected, renewal.document.id]
+    );
+    for gone in [superseded, rejected] {
+        assert!(matches!(
+            engine.document(&admin(), gone),
+            Err(EngineError::Rejected(Rejection::NotFound { .. }))
+        ));
+    }
+    let (kept, kept_text, kept_result) = engine.document_details(&admin(), in_force).unwrap();
+    assert_eq!(kept.status, DocumentStatus::Approved);
+    assert!(!kept.archived && kept_text.is_some() && kept_result.is_some());
+    assert!(
+        engine
+            .storage()
+            .read_blob(T, &mercato_storage::BlobHash::from_bytes(kept.sha256))
+            .unwrap()
+            .is_some(),
+        "the evidence's bytes are kept"
+    );
+    assert_eq!(
+        status(),
+        VerificationStatus::Verified,
+        "not demoted by retention"
+    );
     assert!(matches!(
         engine.document(&admin(), id),
         Err(EngineError::Rejected(Rejection::NotFound { .. }))
@@ -875,5 +1018,382 @@ async fn a_verified_manufacturer_stays_verified_until_its_new_documents_are_deci
     assert_eq!(status(), VerificationStatus::Pending);
     assert_eq!(decided(&engine, tax.document.id), DocumentStatus::Approved);
     assert_eq!(status(), VerificationStatus::Verified);
+    engine.shutdown().unwrap();
+}
+
+fn audit_resources(engine: &Engine, action: &str) -> Vec<String> {
+    engine
+        .audit_query(
+            T,
+            &mercato_engine::audit::AuditQuery {
+                limit: 1_000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter(|e| e.action == action)
+        .map(|e| e.resource)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_case_can_be_claimed_by_another_reviewer_who_requests_resubmission() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine.start_verification(config()).unwrap();
+    // Type `other` always goes to review, with its text read.
+    let up = engine
+        .upload_document(
+            &maker(m),
+            m,
+            DocumentType::Other,
+            "letter.txt",
+            b"Rheinwerk Maschinenbau GmbH\nConfirmation of our trading address.".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided(&engine, up.document.id), DocumentStatus::InReview);
+    let document = engine.document(&admin(), up.document.id).unwrap();
+    let case = document.case_id.unwrap();
+    let text_sha256 = document.text_sha256.expect("the text was read");
+
+    engine
+        .claim_review_case(&reviewer(7), case, Duration::from_secs(600))
+        .await
+        .unwrap();
+    // Only the holder releases, and while it holds the case nobody else claims it.
+    assert!(matches!(
+        engine.release_review_case(&reviewer(8), case).await,
+        Err(EngineError::Rejected(Rejection::Conflict {
+            code: "case_not_claimed",
+            ..
+        }))
+    ));
+    assert!(matches!(
+        engine
+            .claim_review_case(&reviewer(8), case, Duration::from_secs(600))
+            .await,
+        Err(EngineError::Rejected(Rejection::Conflict {
+            code: "case_claimed",
+            ..
+        }))
+    ));
+    let released = engine
+        .release_review_case(&reviewer(7), case)
+        .await
+        .unwrap();
+    assert_eq!((released.claimed_by, released.claim_until_ms), (None, 0));
+    // Released: the first reviewer may no longer decide; another one claims it.
+    assert!(
+        engine
+            .decide_review_case(&reviewer(7), case, ReviewDecision::Approve, "")
+            .await
+            .is_err()
+    );
+    let claimed = engine
+        .claim_review_case(&reviewer(8), case, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(claimed.claimed_by, Some(Actor::User(8)));
+    assert!(matches!(
+        engine
+            .decide_review_case(&reviewer(8), case, ReviewDecision::RequestResubmission, "")
+            .await,
+        Err(EngineError::Rejected(Rejection::InvalidField { .. }))
+    ));
+    let decided_case = engine
+        .decide_review_case(
+            &reviewer(8),
+            case,
+            ReviewDecision::RequestResubmission,
+            "the letter is not signed",
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided_case.state, CaseState::Decided);
+    assert_eq!(
+        decided_case.decision,
+        Some(ReviewDecision::RequestResubmission)
+    );
+    let document = engine.document(&admin(), up.document.id).unwrap();
+    assert_eq!(document.status, DocumentStatus::ResubmissionRequested);
+    assert_eq!(
+        document.reasons,
+        vec!["the letter is not signed".to_string()]
+    );
+    assert_eq!(document.decided_by, Some(Actor::User(8)));
+    assert!(
+        engine
+            .notifications(&maker(m), m, None, 100)
+            .unwrap()
+            .items
+            .iter()
+            .any(|n| n.message.contains("please upload it again")
+                && n.message.contains("not signed"))
+    );
+    assert_eq!(audit_resources(&engine, "review.claim").len(), 2);
+    assert_eq!(
+        audit_resources(&engine, "review.release"),
+        vec![format!("review_case/{case}")]
+    );
+    // The decision's audit entry names the document hash, the text hash, the rules version,
+    // the case and the decision; the reviewer is its actor.
+    let decision = audit_resources(&engine, "review.decide");
+    assert_eq!(
+        decision,
+        vec![format!(
+            "document/{}#sha256={};text_sha256={};rules=v{};case={case};decision=request_resubmission",
+            document.id,
+            mercato_engine::verification::actions::hex(&document.sha256),
+            mercato_engine::verification::actions::hex(&text_sha256),
+            RULES_VERSION
+        )]
+    );
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_vendors_new_document_waits_in_the_renewal_lane() {
+    use mercato_engine::tables::{JobKind, JobPriority};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let verified = manufacturer(&engine, COMPANY).await;
+    let onboarding = manufacturer(&engine, "Nordlicht Handels GmbH").await;
+    engine
+        .set_manufacturer_verification(T, Actor::User(1), verified, VerificationStatus::Verified)
+        .await
+        .unwrap();
+    // No workers: the jobs stay ready in storage, where their priority is recorded.
+    let renewal = engine
+        .upload_document(
+            &maker(verified),
+            verified,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            pdf(DocumentType::TaxCertificate, 41),
+        )
+        .await
+        .unwrap();
+    let first = engine
+        .upload_document(
+            &maker(onboarding),
+            onboarding,
+            DocumentType::TaxCertificate,
+            "tax.pdf",
+            samples::pdf(&samples::sample_spec(
+                42,
+                DocumentType::TaxCertificate,
+                "Nordlicht Handels GmbH",
+                *b"DE",
+                today(),
+            )),
+        )
+        .await
+        .unwrap();
+    let jobs = engine
+        .jobs(&admin(), JobState::Ready, None, 100)
+        .unwrap()
+        .items;
+    let priority = |document_id: u64| {
+        jobs.iter()
+            .find(|j| j.kind == JobKind::Verify { document_id })
+            .unwrap()
+            .priority
+    };
+    assert_eq!(priority(renewal.document.id), JobPriority::Renewal);
+    assert_eq!(priority(first.document.id), JobPriority::Onboarding);
+    // Renewals rank below onboarding: with one worker, the onboarding job uploaded second is
+    // decided first.
+    let mut one = config();
+    one.queue.workers = 1;
+    engine.start_verification(one).unwrap();
+    assert_eq!(
+        decided(&engine, renewal.document.id),
+        DocumentStatus::Approved
+    );
+    assert_eq!(
+        decided(&engine, first.document.id),
+        DocumentStatus::Approved
+    );
+    let decided_at = |id: u64| {
+        engine
+            .document(&admin(), id)
+            .unwrap()
+            .decided_at_ms
+            .unwrap()
+    };
+    assert!(decided_at(first.document.id) <= decided_at(renewal.document.id));
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_number_held_by_another_vendor_goes_to_review_with_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let holder = manufacturer(&engine, COMPANY).await;
+    let other_name = "Nordlicht Handels GmbH";
+    let other = manufacturer(&engine, other_name).await;
+    engine.start_verification(config()).unwrap();
+    let spec = samples::sample_spec(
+        51,
+        DocumentType::BusinessRegistration,
+        COMPANY,
+        *b"DE",
+        today(),
+    );
+    let first = engine
+        .upload_document(
+            &maker(holder),
+            holder,
+            DocumentType::BusinessRegistration,
+            "register.pdf",
+            samples::pdf(&spec),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&engine, first.document.id),
+        DocumentStatus::Approved
+    );
+    // The other vendor's register extract carries the same number.
+    let mut copy = samples::sample_spec(
+        52,
+        DocumentType::BusinessRegistration,
+        other_name,
+        *b"DE",
+        today(),
+    );
+    copy.registration_number = spec.registration_number.clone();
+    let second = engine
+        .upload_document(
+            &maker(other),
+            other,
+            DocumentType::BusinessRegistration,
+            "register.pdf",
+            samples::pdf(&copy),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        decided(&engine, second.document.id),
+        DocumentStatus::InReview
+    );
+    let (document, _, result) = engine
+        .document_details(&admin(), second.document.id)
+        .unwrap();
+    let assessment = result.unwrap().assessment.unwrap();
+    let duplicate = assessment
+        .checks
+        .iter()
+        .find(|c| c.name == "duplicate_registration")
+        .expect("the duplicate check ran");
+    assert!(!duplicate.passed && !duplicate.hard, "{duplicate:?}");
+    assert!(
+        duplicate
+            .detail
+            .contains(&format!("already held by vendor {holder}")),
+        "{duplicate:?}"
+    );
+    let evidence = duplicate.evidence.as_ref().expect("the text span");
+    let digits = |s: &str| {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    };
+    assert!(
+        digits(&evidence.text).contains(&digits(&spec.registration_number)),
+        "{evidence:?} {}",
+        spec.registration_number
+    );
+    // Every other check passed: the duplicate alone sent it to review.
+    assert!(
+        assessment
+            .checks
+            .iter()
+            .all(|c| c.passed || c.name == "duplicate_registration"),
+        "{assessment:#?}"
+    );
+    assert!(
+        document
+            .reasons
+            .iter()
+            .any(|r| r.contains("already held by vendor")),
+        "{:?}",
+        document.reasons
+    );
+    let cases = engine
+        .review_cases(&reviewer(7), CaseState::Open, None, None, 10)
+        .unwrap()
+        .items;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].manufacturer_id, other);
+    engine.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_approve_threshold_of_100_sends_an_otherwise_approved_document_to_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_tenant(T, "Tenant").await.unwrap();
+    let m = manufacturer(&engine, COMPANY).await;
+    engine.start_verification(config()).unwrap();
+    // A tax certificate whose optional issue date lies in the future: one optional check
+    // fails, so its confidence is below 100 but above the default threshold of 90.
+    let spec = |seed: u64| {
+        let mut spec =
+            samples::sample_spec(seed, DocumentType::TaxCertificate, COMPANY, *b"DE", today());
+        spec.issue_day = today() + 20;
+        samples::pdf(&spec)
+    };
+    let upload = |seed: u64| {
+        let engine = &engine;
+        async move {
+            engine
+                .upload_document(
+                    &maker(m),
+                    m,
+                    DocumentType::TaxCertificate,
+                    "tax.pdf",
+                    spec(seed),
+                )
+                .await
+                .unwrap()
+                .document
+                .id
+        }
+    };
+    let under_default = upload(61).await;
+    assert_eq!(decided(&engine, under_default), DocumentStatus::Approved);
+    let confidence = engine
+        .document(&admin(), under_default)
+        .unwrap()
+        .confidence_pct
+        .unwrap();
+    assert!((90..100).contains(&confidence), "{confidence}");
+
+    let mut policy = engine.verification_policy(&admin()).unwrap();
+    policy.auto_approve_pct = 100;
+    engine
+        .set_verification_policy(&admin(), policy)
+        .await
+        .unwrap();
+    let under_strict = upload(62).await;
+    assert_eq!(decided(&engine, under_strict), DocumentStatus::InReview);
+    let document = engine.document(&admin(), under_strict).unwrap();
+    assert_eq!(document.confidence_pct, Some(confidence));
+    assert!(
+        document
+            .reasons
+            .iter()
+            .any(|r| r.contains("below the auto-approve threshold of 100%")),
+        "{:?}",
+        document.reasons
+    );
     engine.shutdown().unwrap();
 }
