@@ -68,12 +68,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
             .table
             .range::<&[u8]>((lower, upper))
             .map_err(|e| StorageError::db(self.shard, e))?;
-        let mut out = Vec::new();
-        for row in iter.take(limit) {
-            let (k, v) = row.map_err(|e| StorageError::db(self.shard, e))?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.collect(iter, limit)
     }
 
     fn raw_scan_desc(
@@ -87,8 +82,27 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for DataTable<'_, T
             .table
             .range::<&[u8]>((lower, upper))
             .map_err(|e| StorageError::db(self.shard, e))?;
+        self.collect(iter.rev(), limit)
+    }
+}
+
+impl<T> DataTable<'_, T> {
+    /// The first `limit` rows of a range, copied out of redb's guards.
+    fn collect<'g>(
+        &self,
+        rows: impl Iterator<
+            Item = Result<
+                (
+                    redb::AccessGuard<'g, &'static [u8]>,
+                    redb::AccessGuard<'g, &'static [u8]>,
+                ),
+                redb::StorageError,
+            >,
+        >,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, StorageError> {
         let mut out = Vec::new();
-        for row in iter.rev().take(limit) {
+        for row in rows.take(limit) {
             let (k, v) = row.map_err(|e| StorageError::db(self.shard, e))?;
             out.push((k.value().to_vec(), v.value().to_vec()));
         }
@@ -151,15 +165,7 @@ pub trait TenantReads {
         let rows =
             self.raw()
                 .scoped_scan(&start, inclusive, end.as_deref(), limit.min(SCAN_ROWS_MAX))?;
-        let skip = keys::TABLE_PREFIX_LEN;
-        rows.into_iter()
-            .map(|(k, v)| {
-                Ok((
-                    keys::decode_exact::<K>(&k[skip..])?,
-                    envelope::decode::<V>(&v)?,
-                ))
-            })
-            .collect()
+        decode_rows(rows)
     }
 
     /// Like [`TenantReads::scan`], but descending: rows whose key starts with `prefix`,
@@ -181,16 +187,21 @@ pub trait TenantReads {
         let rows =
             self.raw()
                 .scoped_scan_desc(&lower, upper.as_deref(), limit.min(SCAN_ROWS_MAX))?;
-        let skip = keys::TABLE_PREFIX_LEN;
-        rows.into_iter()
-            .map(|(k, v)| {
-                Ok((
-                    keys::decode_exact::<K>(&k[skip..])?,
-                    envelope::decode::<V>(&v)?,
-                ))
-            })
-            .collect()
+        decode_rows(rows)
     }
+}
+
+/// Decodes scanned rows: the logical key after the table prefix, and the record.
+fn decode_rows<K: KeyCodec, V: Record>(rows: Vec<RawRow>) -> Result<Vec<Row<K, V>>, StorageError> {
+    let skip = keys::TABLE_PREFIX_LEN;
+    rows.into_iter()
+        .map(|(k, v)| {
+            Ok((
+                keys::decode_exact::<K>(&k[skip..])?,
+                envelope::decode::<V>(&v)?,
+            ))
+        })
+        .collect()
 }
 
 /// Object-safe raw access used by [`TenantReads`]; not for use outside the crate.
@@ -466,32 +477,9 @@ fn merge_scan<'o>(
     end: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<RawRow>, StorageError> {
-    let overlay: Vec<(&[u8], Option<&Vec<u8>>)> = overlay.collect();
-    if overlay.is_empty() {
-        return source.raw_scan(start, inclusive, end, limit);
-    }
-    // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
-    let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
-    let wanted = limit.saturating_add(deleted);
-    let base = source.raw_scan(start, inclusive, end, wanted)?;
-    // When the source was cut short, rows past its last key are unknown: overlay rows there
-    // must not jump ahead of source rows that were not fetched.
-    let horizon = if base.len() == wanted {
-        base.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
-    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
-    for (k, v) in overlay {
-        if horizon.as_deref().is_some_and(|h| k > h) {
-            break;
-        }
-        match v {
-            Some(v) => merged.insert(k.to_vec(), v.clone()),
-            None => merged.remove(k),
-        };
-    }
-    Ok(merged.into_iter().take(limit).collect())
+    merge_rows(overlay, false, limit, |wanted| {
+        source.raw_scan(start, inclusive, end, wanted)
+    })
 }
 
 /// [`merge_scan`] in descending order: `overlay` comes newest key first, and so do the rows.
@@ -502,24 +490,39 @@ fn merge_scan_desc<'o>(
     upper: Option<&[u8]>,
     limit: usize,
 ) -> Result<Vec<RawRow>, StorageError> {
+    merge_rows(overlay, true, limit, |wanted| {
+        source.raw_scan_desc(lower, upper, wanted)
+    })
+}
+
+/// Lays `overlay` (in scan order, one row per key; `None` deletes) over the rows `scan` reads
+/// from the source (in the same order, at most the count it is given), and keeps the first
+/// `limit` in that order.
+fn merge_rows<'o>(
+    overlay: impl Iterator<Item = (&'o [u8], Option<&'o Vec<u8>>)>,
+    descending: bool,
+    limit: usize,
+    scan: impl FnOnce(usize) -> Result<Vec<RawRow>, StorageError>,
+) -> Result<Vec<RawRow>, StorageError> {
     let overlay: Vec<(&[u8], Option<&Vec<u8>>)> = overlay.collect();
     if overlay.is_empty() {
-        return source.raw_scan_desc(lower, upper, limit);
+        return scan(limit);
     }
     // Deleted rows in the overlay can hide rows of the source: fetch enough to fill `limit`.
     let deleted = overlay.iter().filter(|(_, v)| v.is_none()).count();
     let wanted = limit.saturating_add(deleted);
-    let base = source.raw_scan_desc(lower, upper, wanted)?;
-    // When the source was cut short, rows below its last (smallest) key are unknown: overlay
-    // rows there must not jump ahead of source rows that were not fetched.
+    let base = scan(wanted)?;
+    // When the source was cut short, rows past its last key (in scan order) are unknown:
+    // overlay rows there must not jump ahead of source rows that were not fetched.
     let horizon = if base.len() == wanted {
         base.last().map(|(k, _)| k.clone())
     } else {
         None
     };
+    let past_horizon = |k: &[u8], h: &[u8]| if descending { k < h } else { k > h };
     let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
     for (k, v) in overlay {
-        if horizon.as_deref().is_some_and(|h| k < h) {
+        if horizon.as_deref().is_some_and(|h| past_horizon(k, h)) {
             break;
         }
         match v {
@@ -527,7 +530,11 @@ fn merge_scan_desc<'o>(
             None => merged.remove(k),
         };
     }
-    Ok(merged.into_iter().rev().take(limit).collect())
+    Ok(if descending {
+        merged.into_iter().rev().take(limit).collect()
+    } else {
+        merged.into_iter().take(limit).collect()
+    })
 }
 
 impl TenantReads for TenantWrite<'_> {
