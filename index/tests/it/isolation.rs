@@ -273,15 +273,27 @@ fn another_tenants_documents_do_not_change_scores_or_ranking() {
     t.index.commit(t.index.committed_lsn() + 1).unwrap();
     assert!(t.index.doc_count() > 300);
 
+    // Hits of equal score come in index order, which a rewrite into a shared segment may
+    // change: compare rankings with ties put in id order.
+    let ranked = |hits: &[(u64, f32)]| {
+        assert!(
+            hits.windows(2).all(|w| w[0].1 >= w[1].1),
+            "hits best first: {hits:?}"
+        );
+        let mut hits = hits.to_vec();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits
+    };
     let unchanged = |phase: &str| {
         for (query, expected) in queries.iter().zip(&before) {
-            let after = scored(&t, 1, query);
+            let after = ranked(&scored(&t, 1, query));
+            let expected = ranked(expected);
             assert_eq!(
                 after.iter().map(|hit| hit.0).collect::<Vec<_>>(),
                 expected.iter().map(|hit| hit.0).collect::<Vec<_>>(),
                 "{phase}: order of {query:?}"
             );
-            for ((id, score), (_, was)) in after.iter().zip(expected) {
+            for ((id, score), (_, was)) in after.iter().zip(&expected) {
                 assert!(
                     (score - was).abs() < 1e-4,
                     "{phase}: {query:?}: product {id} scored {was} alone, {score} now"
