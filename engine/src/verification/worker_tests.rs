@@ -143,13 +143,14 @@ fn audit_count(engine: &Engine, action: &str) -> usize {
 async fn an_extraction_longer_than_the_lease_keeps_its_job_by_heartbeat() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (engine, m) = setup(dir.path()).await;
-    let lease = Duration::from_millis(300);
+    // Heartbeats every 200 ms leave 400 ms of slack for a busy machine's scheduling.
+    let lease = Duration::from_millis(600);
     engine
         .start_verification(config(1, lease))
         .expect("start verification");
-    // Four leases long: without heartbeats during extraction the reaper (every 50 ms) takes
-    // the job back after the first.
-    let file_name = format!("{SLOW_EXTRACTION}1200.pdf");
+    // Over three leases long: without heartbeats during extraction the reaper (every 50 ms)
+    // takes the job back after the first.
+    let file_name = format!("{SLOW_EXTRACTION}2000.pdf");
     let id = upload(&engine, m, &file_name, registration(1)).await;
     assert_eq!(decided(&engine, id), DocumentStatus::Approved);
     let stats = engine.job_queue_stats().expect("verification runs");
