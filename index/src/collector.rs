@@ -123,7 +123,9 @@ impl ProductCollector {
     }
 }
 
-/// A kept document. Ordered so that "greater" is "better": higher key, then lower address.
+/// A kept document. Ordered so that "greater" is "better": higher key, then lower product id
+/// (so hits that tie keep one order across commits and merges, and pages do not shift), then
+/// lower address.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate {
     key: u64,
@@ -148,6 +150,7 @@ impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key
             .cmp(&other.key)
+            .then_with(|| other.id.cmp(&self.id))
             .then_with(|| (other.segment, other.doc).cmp(&(self.segment, self.doc)))
     }
 }
@@ -334,34 +337,35 @@ impl ProductSegmentCollector {
     /// Keeps the hit if it is among the best `keep` so far.
     fn offer(&mut self, doc: DocId, score: Score, price: i64) {
         let key = self.sort_key(doc, score, price);
-        if self.heap.len() >= self.config.keep {
+        let full = self.heap.len() >= self.config.keep;
+        if full
+            && let Some(Reverse(worst)) = self.heap.peek()
+            && key < worst.key
+        {
             // Cheap rejection before reading the id: the worst kept beats this one.
-            if let Some(Reverse(worst)) = self.heap.peek() {
-                let probe = Candidate {
-                    key,
-                    segment: self.segment,
-                    doc,
-                    id: 0,
-                    score,
-                };
-                if probe <= *worst {
-                    return;
-                }
-            }
-            self.heap.pop();
+            return;
         }
         let id = self
             .ids
             .as_ref()
             .and_then(|column| column.first(doc))
             .unwrap_or(0);
-        self.heap.push(Reverse(Candidate {
+        let candidate = Candidate {
             key,
             segment: self.segment,
             doc,
             id,
             score,
-        }));
+        };
+        if full {
+            if let Some(Reverse(worst)) = self.heap.peek()
+                && candidate <= *worst
+            {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(Reverse(candidate));
     }
 
     fn sort_key(&self, doc: DocId, score: Score, price: i64) -> u64 {

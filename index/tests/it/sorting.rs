@@ -121,3 +121,35 @@ fn relevance_pages_do_not_repeat_or_skip() {
     seen.sort_unstable();
     assert_eq!(seen, (1..=30).collect::<Vec<u64>>());
 }
+
+#[test]
+fn equal_scores_rank_by_product_id_whatever_the_index_order() {
+    let t = open();
+    // Same text, so the same score: written highest id first, in two commits (two segments),
+    // so index order is the reverse of id order.
+    t.put(
+        (21..=40)
+            .rev()
+            .map(|id| product(1, id, "Brass hinge"))
+            .collect(),
+    );
+    t.put(
+        (1..=20)
+            .rev()
+            .map(|id| product(1, id, "Brass hinge"))
+            .collect(),
+    );
+    let page = |offset: usize, limit: usize| {
+        ids(&t.search(ProductQuery {
+            tenant: 1,
+            text: "hinge ".into(),
+            offset,
+            limit,
+            ..ProductQuery::default()
+        }))
+    };
+    assert_eq!(page(0, 40), (1..=40).collect::<Vec<u64>>());
+    // The order holds when fewer are kept than match (the heap's rejection path).
+    assert_eq!(page(0, 3), vec![1, 2, 3]);
+    assert_eq!(page(25, 3), vec![26, 27, 28]);
+}
