@@ -768,33 +768,42 @@ impl Engine {
             })
             .map_err(query_error)?;
         let read = self.storage.read(tenant)?;
-        let mut hits = Vec::with_capacity(found.hits.len());
+        // Each hit's manufacturer and documents, then one parse of the query to tell which
+        // documents' text matches.
+        let mut found_hits = Vec::with_capacity(found.hits.len());
         for hit in found.hits {
+            let Some(manufacturer) = self.manufacturer(tenant, hit.id)? else {
+                continue;
+            };
             let vendor_documents = documents::vendor_documents(&read, hit.id)?;
-            let texts: Vec<&str> = vendor_documents
-                .iter()
-                .map(|(_, text)| text.as_str())
-                .collect();
-            let matched = index.texts_matching(text, &texts).map_err(query_error)?;
+            found_hits.push((hit, manufacturer, vendor_documents));
+        }
+        let texts: Vec<&str> = found_hits
+            .iter()
+            .flat_map(|(_, _, documents)| documents.iter().map(|(_, text)| text.as_str()))
+            .collect();
+        let mut matched = index
+            .texts_matching(text, &texts)
+            .map_err(query_error)?
+            .into_iter();
+        let mut hits = Vec::with_capacity(found_hits.len());
+        for (hit, manufacturer, vendor_documents) in found_hits {
             let documents = vendor_documents
                 .iter()
-                .zip(matched)
+                .zip(matched.by_ref())
                 .filter(|(_, matched)| *matched)
                 .map(|((document, _), _)| MatchedDocument {
                     id: document.id,
                     status: document.status,
                 })
                 .collect();
-            let Some(Manufacturer {
+            let Manufacturer {
                 id,
                 name,
                 country,
                 verification,
                 ..
-            }) = self.manufacturer(tenant, hit.id)?
-            else {
-                continue;
-            };
+            } = manufacturer;
             hits.push(VendorSearchHit {
                 id,
                 score: hit.score,
